@@ -1,0 +1,46 @@
+// Running the administrator's wrap and unwrap commands.
+#pragma once
+
+#include "fe_datakey/secure_buffer.hpp"
+
+#include <string>
+
+namespace fe_datakey {
+
+enum class Role { wrap, unwrap };
+const char* role_name(Role role); // "key wrap command" / "key unwrap command"
+
+// The value "-": no wrapping, the key file holds the plaintext key.
+bool is_plaintext_mode(const std::string& command);
+
+// %p -> path, %% -> %, any other %x (and a trailing %) left as it is.
+std::string expand_command(const std::string& command, const std::string& path);
+
+// Refuses a user-given path that would break inside double quotes in a shell
+// command: " $ ` \ and newline. Throws unsafe_path.
+void check_path_is_shell_safe(const std::string& path);
+
+struct RunOptions {
+    std::string working_directory; // the data directory
+    int timeout_seconds = 0;       // 0: none. With a timeout the command runs in its own
+                                   // process group (killed as a whole), so it cannot
+                                   // prompt on the controlling terminal.
+};
+
+// The shell used to run commands: bash with pipefail when /bin/bash exists,
+// else /bin/sh (no pipefail).
+std::string command_shell();
+
+// Runs a wrap command: `key` on stdin then EOF; the command's stdout and stderr
+// go to ours. Throws Error (spawn_failed, command_failed, command_signaled,
+// command_timeout; command_failed also when it did not read the whole key).
+void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
+              const RunOptions& options);
+
+// Runs an unwrap command and returns its stdout (binary, at most
+// max_output bytes kept; more is reported by output_long). stdin and stderr
+// are inherited. Throws like run_wrap, plus output_long.
+SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
+                        const RunOptions& options);
+
+} // namespace fe_datakey

@@ -1,0 +1,35 @@
+// data_encryption_key_unwrap_command in postgresql.conf.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace fe_datakey {
+
+constexpr const char* unwrap_command_setting = "data_encryption_key_unwrap_command";
+
+// 'value' quoted so that PostgreSQL's configuration parser reads back exactly
+// value: ' doubled, \ doubled, newline and tab as \n and \t.
+std::string quote_conf_value(const std::string& value);
+// The inverse, for a quoted string token as the parser reads it (GUC_scanstr
+// rules: '' and \' for a quote, \b \f \n \r \t, octal \ooo, \x for any other x).
+std::string unquote_conf_value(const std::string& quoted);
+
+// Sets the parameter in the file at `path`: replaces the last active line that
+// sets it (commented-out lines stay as they are), else appends one. Every
+// other line is kept byte for byte. Written atomically (temporary file, fsync,
+// rename, directory fsync), keeping the file's mode.
+void set_conf_unwrap_command(const std::string& path, const std::string& command);
+
+// The value the file's last active line sets, if any.
+std::optional<std::string> get_conf_unwrap_command(const std::string& path);
+
+// For a data directory: postgresql.auto.conf overrides postgresql.conf, as
+// in the server. Include directives are not followed.
+std::optional<std::string> configured_unwrap_command(const std::string& datadir);
+
+// A single-quoted shell word (for a command line handed to a shell, such as
+// pg_ctl -o).
+std::string shell_quote(const std::string& word);
+
+} // namespace fe_datakey

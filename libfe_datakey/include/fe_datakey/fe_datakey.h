@@ -1,0 +1,184 @@
+/*
+ * fe_datakey.h
+ *	  C interface of libfe_datakey: protection of a PostgreSQL cluster's data
+ *	  encryption key by external wrap and unwrap commands.
+ *
+ * Conventions (after LevelDB's c.h): opaque handles with create/free pairs;
+ * every fallible call takes a fe_datakey_error ** last, returns 0 / NULL on
+ * failure and stores an error the caller frees. Strings returned to the caller
+ * are malloc'ed and freed with fe_datakey_free(). No C++ type or exception
+ * crosses this interface; the library never prints and never exits.
+ */
+#ifndef FE_DATAKEY_H
+#define FE_DATAKEY_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C"
+{
+#endif
+
+struct option;					/* <getopt.h> */
+
+/* ---- errors ---- */
+
+typedef struct fe_datakey_error fe_datakey_error;
+
+enum
+{
+	FE_DATAKEY_E_OK = 0,
+	FE_DATAKEY_E_USAGE = 1,
+	FE_DATAKEY_E_COMMAND_MISSING = 2,
+	FE_DATAKEY_E_COMMAND_EMPTY = 3,
+	FE_DATAKEY_E_COMMAND_INVALID = 4,
+	FE_DATAKEY_E_UNSAFE_PATH = 5,
+	FE_DATAKEY_E_SPAWN_FAILED = 6,
+	FE_DATAKEY_E_COMMAND_FAILED = 7,
+	FE_DATAKEY_E_COMMAND_SIGNALED = 8,
+	FE_DATAKEY_E_COMMAND_TIMEOUT = 9,
+	FE_DATAKEY_E_OUTPUT_EMPTY = 10,
+	FE_DATAKEY_E_OUTPUT_SHORT = 11,
+	FE_DATAKEY_E_OUTPUT_LONG = 12,
+	FE_DATAKEY_E_KEY_MISMATCH = 13,
+	FE_DATAKEY_E_CHECK_INVALID = 14,
+	FE_DATAKEY_E_NOT_ENCRYPTED = 15,
+	FE_DATAKEY_E_IO = 16,
+	FE_DATAKEY_E_INTERNAL = 17
+};
+
+/* Primary message, lower case, no trailing period. Never NULL. */
+extern const char *fe_datakey_error_message(const fe_datakey_error *err);
+/* Detail and hint as full sentences, or NULL when there is none. */
+extern const char *fe_datakey_error_detail(const fe_datakey_error *err);
+extern const char *fe_datakey_error_hint(const fe_datakey_error *err);
+extern int	fe_datakey_error_code(const fe_datakey_error *err);
+extern void fe_datakey_error_free(fe_datakey_error *err);
+
+extern void fe_datakey_free(void *ptr);
+
+/* ---- options ---- */
+
+#define FE_DATAKEY_OPT_WRAP			1u	/* --key-wrap-command */
+#define FE_DATAKEY_OPT_UNWRAP		2u	/* --key-unwrap-command */
+#define FE_DATAKEY_OPT_NO_KEY_WRAP	4u	/* --no-key-wrap */
+
+#define FE_DATAKEY_ROLE_WRAP	0
+#define FE_DATAKEY_ROLE_UNWRAP	1
+
+typedef struct fe_datakey_options fe_datakey_options;
+
+/*
+ * Removes the options in `accepted` from argv (*argc shrinks, argv stays
+ * NULL-terminated) and reads PGDATAKEYWRAPCMD / PGDATAKEYUNWRAPCMD. The
+ * utility's own shortopts/longopts (as passed to getopt_long) tell which
+ * arguments are values of its options, which are never taken as ours.
+ */
+extern fe_datakey_options *fe_datakey_options_extract(int *argc, char **argv,
+													  unsigned accepted,
+													  const char *shortopts,
+													  const struct option *longopts,
+													  fe_datakey_error **err);
+extern void fe_datakey_options_free(fe_datakey_options *opts);
+
+/* 1 when any of our options was on the command line (variables don't count). */
+extern int	fe_datakey_options_on_command_line(const fe_datakey_options *opts);
+/* 1 when a value for the role is set by option or variable (maybe empty). */
+extern int	fe_datakey_options_is_set(const fe_datakey_options *opts, int role);
+
+/*
+ * The validated command for a role ("-" for no wrapping). NULL with an error
+ * when it is unset, empty or has no %p.
+ */
+extern char *fe_datakey_options_command(const fe_datakey_options *opts, int role,
+										fe_datakey_error **err);
+
+/*
+ * Both commands, validated, and checked to be both "-" or both commands.
+ * Returns 1, or 0 with an error.
+ */
+extern int	fe_datakey_options_command_pair(const fe_datakey_options *opts,
+											char **wrap, char **unwrap,
+											fe_datakey_error **err);
+
+/* --help lines for the accepted options, in PostgreSQL's layout. Static. */
+extern const char *fe_datakey_options_help(unsigned accepted);
+
+/* ---- keys ---- */
+
+typedef struct fe_datakey_key fe_datakey_key;
+
+#define FE_DATAKEY_KCV_HEX_LEN 32
+
+typedef struct fe_datakey_check
+{
+	int			version;
+	int			bits;			/* AES key length: 128 or 256 */
+	char		kcv[FE_DATAKEY_KCV_HEX_LEN + 1];	/* key check value, hex */
+} fe_datakey_check;
+
+/* bits: 128 or 256. */
+extern fe_datakey_key *fe_datakey_key_generate(int bits, fe_datakey_error **err);
+extern void fe_datakey_key_free(fe_datakey_key *key);
+extern int	fe_datakey_key_bits(const fe_datakey_key *key);
+extern size_t fe_datakey_key_length(const fe_datakey_key *key);
+/* The plaintext bytes, for a cipher layer. Valid until the key is freed. */
+extern const unsigned char *fe_datakey_key_bytes(const fe_datakey_key *key);
+extern void fe_datakey_key_check_of(const fe_datakey_key *key, fe_datakey_check *out);
+
+/* Parses the contents of a key check file (e.g. read over a connection). */
+extern int	fe_datakey_check_parse(const char *text, size_t len, fe_datakey_check *out,
+								   fe_datakey_error **err);
+/* 1 when two key checks identify the same key. */
+extern int	fe_datakey_check_equal(const fe_datakey_check *a, const fe_datakey_check *b);
+
+/* ---- key store in a data directory ---- */
+
+/* Relative to the data directory. */
+#define FE_DATAKEY_KEY_DIR		"pg_encryption"
+#define FE_DATAKEY_KEY_FILE		"pg_encryption/key.bin"
+#define FE_DATAKEY_CHECK_FILE	"pg_encryption/key.check"
+
+/* 1 when DATADIR/pg_encryption/key.bin exists, else 0. */
+extern int	fe_datakey_is_encrypted(const char *datadir);
+
+/* timeout_seconds: 0 for none. */
+extern int	fe_datakey_store_create(const char *datadir, const char *wrap_command,
+									const fe_datakey_key *key, int timeout_seconds,
+									fe_datakey_error **err);
+extern fe_datakey_key *fe_datakey_store_load(const char *datadir,
+											 const char *unwrap_command,
+											 int timeout_seconds,
+											 fe_datakey_error **err);
+extern int	fe_datakey_store_read_check(const char *datadir, fe_datakey_check *out,
+										fe_datakey_error **err);
+
+/*
+ * Unwraps a key file named by the user (initdb --copy-key-from). *check_found
+ * is set to 1 and *check filled when a key check beside it verified the key.
+ */
+extern fe_datakey_key *fe_datakey_load_key_file(const char *path,
+												const char *unwrap_command,
+												int timeout_seconds,
+												fe_datakey_check *check,
+												int *check_found,
+												fe_datakey_error **err);
+
+/* ---- postgresql.conf ---- */
+
+#define FE_DATAKEY_UNWRAP_SETTING "data_encryption_key_unwrap_command"
+
+extern int	fe_datakey_conf_set_unwrap_command(const char *conf_path, const char *command,
+											   fe_datakey_error **err);
+/* NULL without an error when the file does not set it. */
+extern char *fe_datakey_conf_get_unwrap_command(const char *conf_path,
+												fe_datakey_error **err);
+/* 'value' for postgresql.conf and a single-quoted shell word. */
+extern char *fe_datakey_conf_quote(const char *value);
+extern char *fe_datakey_shell_quote(const char *word);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* FE_DATAKEY_H */
