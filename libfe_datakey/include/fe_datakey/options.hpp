@@ -38,14 +38,12 @@ public:
     // and *argc shrinks) and reads the environment variables. Throws usage on
     // a malformed option (missing value, given twice, value for --no-key-wrap).
     static KeyOptions extract(int& argc, char** argv, unsigned accepted,
-                              const UtilityOptions& utility, char** envp = nullptr);
-    // Parses a list of arguments that holds only our options (pg_datakey).
-    static KeyOptions from_arguments(const std::vector<std::string>& args, unsigned accepted,
-                                     char** envp = nullptr);
+                              const UtilityOptions& utility);
+    // Parses a list of arguments that holds only our options (pg_datakey
+    // hands over what its own parser did not recognise).
+    static KeyOptions from_arguments(const std::vector<std::string>& args, unsigned accepted);
 
-    const CommandSetting& setting(Role role) const {
-        return role == Role::wrap ? wrap_ : unwrap_;
-    }
+    const CommandSetting& setting(Role role) const { return role == Role::wrap ? wrap_ : unwrap_; }
     bool no_key_wrap() const { return no_key_wrap_; }
     // Any of our options was on the command line (the variables do not count).
     bool given_on_command_line() const;

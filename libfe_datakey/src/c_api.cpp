@@ -1,0 +1,266 @@
+// The C ABI over the C++ library: every entry point catches everything, so
+// no exception crosses into PostgreSQL's C code.
+#include "fe_datakey/fe_datakey.h"
+
+#include "fe_datakey/conf.hpp"
+#include "fe_datakey/error.hpp"
+#include "fe_datakey/key.hpp"
+#include "fe_datakey/options.hpp"
+#include "fe_datakey/store.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <optional>
+
+using namespace fe_datakey;
+
+struct fe_datakey_error {
+    int code;
+    std::string message;
+    std::string detail;
+    std::string hint;
+};
+
+struct fe_datakey_options {
+    KeyOptions options;
+};
+
+struct fe_datakey_key {
+    Key key;
+};
+
+namespace {
+
+void set_error(fe_datakey_error** err, int code, std::string message, std::string detail = {},
+               std::string hint = {}) {
+    if (err == nullptr)
+        return;
+    delete *err;
+    *err = new (std::nothrow)
+        fe_datakey_error{code, std::move(message), std::move(detail), std::move(hint)};
+}
+
+// Runs `body`; any exception becomes an error object. Returns whether it succeeded.
+template <typename Body>
+bool guarded(fe_datakey_error** err, Body&& body) {
+    try {
+        body();
+        return true;
+    } catch (const Error& e) {
+        set_error(err, static_cast<int>(e.code()), e.message(), e.detail(), e.hint());
+    } catch (const std::bad_alloc&) {
+        set_error(err, FE_DATAKEY_E_INTERNAL, "out of memory");
+    } catch (const std::exception& e) {
+        set_error(err, FE_DATAKEY_E_INTERNAL, std::string("internal error: ") + e.what());
+    } catch (...) {
+        set_error(err, FE_DATAKEY_E_INTERNAL, "internal error");
+    }
+    return false;
+}
+
+char* copy_string(const std::string& s) {
+    char* out = static_cast<char*>(std::malloc(s.size() + 1));
+    if (out != nullptr)
+        std::memcpy(out, s.c_str(), s.size() + 1);
+    return out;
+}
+
+Role role_of(int role) {
+    return role == FE_DATAKEY_ROLE_WRAP ? Role::wrap : Role::unwrap;
+}
+
+void fill_check(const KeyCheck& check, fe_datakey_check* out) {
+    out->version = check.version;
+    out->bits = check.bits;
+    std::snprintf(out->kcv, sizeof out->kcv, "%s", check.kcv.c_str());
+}
+
+KeyCheck to_check(const fe_datakey_check* c) {
+    KeyCheck check;
+    check.version = c->version;
+    check.bits = c->bits;
+    check.kcv = c->kcv;
+    return check;
+}
+
+RunOptions run_options(const std::string& datadir, int timeout_seconds) {
+    RunOptions options;
+    options.working_directory = datadir;
+    options.timeout_seconds = timeout_seconds;
+    return options;
+}
+
+const char* or_null(const std::string& s) {
+    return s.empty() ? nullptr : s.c_str();
+}
+
+} // namespace
+
+extern "C" {
+
+const char* fe_datakey_error_message(const fe_datakey_error* err) {
+    return err != nullptr ? err->message.c_str() : "out of memory";
+}
+const char* fe_datakey_error_detail(const fe_datakey_error* err) {
+    return err != nullptr ? or_null(err->detail) : nullptr;
+}
+const char* fe_datakey_error_hint(const fe_datakey_error* err) {
+    return err != nullptr ? or_null(err->hint) : nullptr;
+}
+int fe_datakey_error_code(const fe_datakey_error* err) {
+    return err != nullptr ? err->code : FE_DATAKEY_E_INTERNAL;
+}
+void fe_datakey_error_free(fe_datakey_error* err) {
+    delete err;
+}
+
+void fe_datakey_free(void* ptr) {
+    std::free(ptr);
+}
+
+fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned accepted,
+                                               const char* shortopts, const struct option* longopts,
+                                               fe_datakey_error** err) {
+    fe_datakey_options* result = nullptr;
+    guarded(err, [&] {
+        UtilityOptions utility{shortopts, longopts};
+        result = new fe_datakey_options{KeyOptions::extract(*argc, argv, accepted, utility)};
+    });
+    return result;
+}
+
+void fe_datakey_options_free(fe_datakey_options* opts) {
+    delete opts;
+}
+
+int fe_datakey_options_on_command_line(const fe_datakey_options* opts) {
+    return opts->options.given_on_command_line() ? 1 : 0;
+}
+
+int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) {
+    return opts->options.no_key_wrap() ||
+                   opts->options.setting(role_of(role)).source != Source::unset
+               ? 1
+               : 0;
+}
+
+char* fe_datakey_options_command(const fe_datakey_options* opts, int role, fe_datakey_error** err) {
+    char* result = nullptr;
+    guarded(err, [&] { result = copy_string(opts->options.command(role_of(role))); });
+    return result;
+}
+
+int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap, char** unwrap,
+                                    fe_datakey_error** err) {
+    return guarded(err, [&] {
+        auto pair = opts->options.command_pair();
+        *wrap = copy_string(pair.first);
+        *unwrap = copy_string(pair.second);
+    });
+}
+
+const char* fe_datakey_options_help(unsigned accepted) {
+    // One static text per combination of the three option flags.
+    static const std::string texts[8] = {help_text(0), help_text(1), help_text(2), help_text(3),
+                                         help_text(4), help_text(5), help_text(6), help_text(7)};
+    return texts[accepted & 7u].c_str();
+}
+
+fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err) {
+    fe_datakey_key* result = nullptr;
+    guarded(err, [&] { result = new fe_datakey_key{Key::generate(bits)}; });
+    return result;
+}
+
+void fe_datakey_key_free(fe_datakey_key* key) {
+    delete key;
+}
+int fe_datakey_key_bits(const fe_datakey_key* key) {
+    return key->key.bits();
+}
+size_t fe_datakey_key_length(const fe_datakey_key* key) {
+    return key->key.bytes().size();
+}
+const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) {
+    return key->key.bytes().data();
+}
+void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out) {
+    fill_check(KeyCheck::of(key->key), out);
+}
+
+int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
+                           fe_datakey_error** err) {
+    return guarded(err, [&] { fill_check(KeyCheck::parse(std::string(text, len)), out); });
+}
+
+int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b) {
+    return to_check(a) == to_check(b) ? 1 : 0;
+}
+
+int fe_datakey_is_encrypted(const char* datadir) {
+    return is_encrypted(datadir) ? 1 : 0;
+}
+
+int fe_datakey_store_create(const char* datadir, const char* wrap_command,
+                            const fe_datakey_key* key, int timeout_seconds,
+                            fe_datakey_error** err) {
+    return guarded(err, [&] {
+        create_key_store(datadir, wrap_command, key->key, run_options(datadir, timeout_seconds));
+    });
+}
+
+fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_command,
+                                      int timeout_seconds, fe_datakey_error** err) {
+    fe_datakey_key* result = nullptr;
+    guarded(err, [&] {
+        result = new fe_datakey_key{
+            load_key(datadir, unwrap_command, run_options(datadir, timeout_seconds))};
+    });
+    return result;
+}
+
+int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* out,
+                                fe_datakey_error** err) {
+    return guarded(err, [&] { fill_check(read_key_check(datadir), out); });
+}
+
+fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_command,
+                                         int timeout_seconds, fe_datakey_check* check,
+                                         int* check_found, fe_datakey_error** err) {
+    fe_datakey_key* result = nullptr;
+    guarded(err, [&] {
+        std::optional<KeyCheck> found;
+        RunOptions options;
+        options.timeout_seconds = timeout_seconds;
+        result = new fe_datakey_key{load_key_file(path, unwrap_command, options, &found)};
+        if (check_found != nullptr)
+            *check_found = found ? 1 : 0;
+        if (found && check != nullptr)
+            fill_check(*found, check);
+    });
+    return result;
+}
+
+int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
+                                       fe_datakey_error** err) {
+    return guarded(err, [&] { set_conf_unwrap_command(conf_path, command); });
+}
+
+char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err) {
+    char* result = nullptr;
+    guarded(err, [&] {
+        if (auto value = get_conf_unwrap_command(conf_path))
+            result = copy_string(*value);
+    });
+    return result;
+}
+
+char* fe_datakey_conf_quote(const char* value) {
+    return copy_string(quote_conf_value(value));
+}
+char* fe_datakey_shell_quote(const char* word) {
+    return copy_string(shell_quote(word));
+}
+
+} // extern "C"

@@ -1,0 +1,283 @@
+// Reading and writing data_encryption_key_unwrap_command in postgresql.conf
+// with the quoting rules of PostgreSQL's configuration file parser.
+#include "fe_datakey/conf.hpp"
+
+#include "fe_datakey/error.hpp"
+#include "fe_datakey/store.hpp"
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace fe_datakey {
+namespace {
+
+struct ConfLine {
+    std::string text;   // without the line ending
+    std::string ending; // "\n", "\r\n" or "" (last line without one)
+};
+
+std::vector<ConfLine> split_lines(const std::string& content) {
+    std::vector<ConfLine> lines;
+    std::size_t pos = 0;
+    while (pos < content.size()) {
+        std::size_t nl = content.find('\n', pos);
+        if (nl == std::string::npos) {
+            lines.push_back({content.substr(pos), ""});
+            break;
+        }
+        std::size_t end = nl;
+        if (end > pos && content[end - 1] == '\r')
+            --end;
+        lines.push_back({content.substr(pos, end - pos), content.substr(end, nl + 1 - end)});
+        pos = nl + 1;
+    }
+    return lines;
+}
+
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\f' || c == '\r';
+}
+
+// The value a line sets for our parameter, or nullopt when the line is a
+// comment, blank, or about another parameter. The raw value token is
+// returned undecoded.
+std::optional<std::string> setting_value_token(const std::string& line) {
+    std::size_t i = 0;
+    while (i < line.size() && is_space(line[i]))
+        ++i;
+    std::size_t name_start = i;
+    while (i < line.size() &&
+           (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_' || line[i] == '.'))
+        ++i;
+    std::string name = line.substr(name_start, i - name_start);
+    if (name.empty() || strcasecmp(name.c_str(), unwrap_command_setting) != 0)
+        return std::nullopt;
+    while (i < line.size() && is_space(line[i]))
+        ++i;
+    if (i < line.size() && line[i] == '=')
+        ++i;
+    while (i < line.size() && is_space(line[i]))
+        ++i;
+    if (i < line.size() && line[i] == '\'') {
+        std::size_t j = i + 1;
+        while (j < line.size()) {
+            if (line[j] == '\\' && j + 1 < line.size())
+                j += 2;
+            else if (line[j] == '\'' && j + 1 < line.size() && line[j + 1] == '\'')
+                j += 2;
+            else if (line[j] == '\'')
+                return line.substr(i, j + 1 - i);
+            else
+                ++j;
+        }
+        return line.substr(i); // unterminated: the server rejects it; decode what is there
+    }
+    std::size_t j = i;
+    while (j < line.size() && !is_space(line[j]) && line[j] != '#')
+        ++j;
+    return line.substr(i, j - i);
+}
+
+std::string read_whole_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw_io_error("could not open file \"" + path + "\"", errno);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
+}
+
+std::string directory_of(const std::string& path) {
+    auto slash = path.rfind('/');
+    if (slash == std::string::npos)
+        return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+void write_all(int fd, const std::string& data, const std::string& path) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw_io_error("could not write file \"" + path + "\"", errno);
+        done += static_cast<std::size_t>(n);
+    }
+}
+
+// Replaces `path` by `content`: temporary file beside it with the same mode,
+// fsync, rename, fsync of the directory.
+void replace_file_atomically(const std::string& path, const std::string& content) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw_io_error("could not stat file \"" + path + "\"", errno);
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        throw_io_error("could not create file \"" + tmp + "\"", errno);
+    try {
+        if (::fchmod(fd, st.st_mode & 07777) != 0)
+            throw_io_error("could not change permissions of file \"" + tmp + "\"", errno);
+        write_all(fd, content, tmp);
+        if (::fsync(fd) != 0)
+            throw_io_error("could not fsync file \"" + tmp + "\"", errno);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    if (::close(fd) != 0) {
+        int saved = errno;
+        ::unlink(tmp.c_str());
+        throw_io_error("could not close file \"" + tmp + "\"", saved);
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int saved = errno;
+        ::unlink(tmp.c_str());
+        throw_io_error("could not rename file \"" + tmp + "\" to \"" + path + "\"", saved);
+    }
+    fsync_path(directory_of(path), true);
+}
+
+} // namespace
+
+std::string quote_conf_value(const std::string& value) {
+    std::string out = "'";
+    for (char c : value) {
+        switch (c) {
+        case '\'':
+            out += "''";
+            break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
+        default:
+            out += c;
+        }
+    }
+    return out + "'";
+}
+
+std::string unquote_conf_value(const std::string& token) {
+    if (token.size() < 2 || token.front() != '\'' || token.back() != '\'')
+        return token; // an unquoted value is taken as it is
+    std::string in = token.substr(1, token.size() - 2);
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '\'' && i + 1 < in.size() && in[i + 1] == '\'') {
+            out += '\'';
+            ++i;
+        } else if (c == '\\' && i + 1 < in.size()) {
+            char e = in[++i];
+            switch (e) {
+            case 'b':
+                out += '\b';
+                break;
+            case 'f':
+                out += '\f';
+                break;
+            case 'n':
+                out += '\n';
+                break;
+            case 'r':
+                out += '\r';
+                break;
+            case 't':
+                out += '\t';
+                break;
+            case '0':
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case '7': {
+                int octal = e - '0';
+                for (int k = 0; k < 2 && i + 1 < in.size() && in[i + 1] >= '0' && in[i + 1] <= '7';
+                     ++k)
+                    octal = octal * 8 + (in[++i] - '0');
+                out += static_cast<char>(octal);
+                break;
+            }
+            default:
+                out += e;
+            }
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::optional<std::string> get_conf_unwrap_command(const std::string& path) {
+    std::optional<std::string> value;
+    for (const auto& line : split_lines(read_whole_file(path)))
+        if (auto token = setting_value_token(line.text))
+            value = unquote_conf_value(*token); // the last setting wins, as in the server
+    return value;
+}
+
+void set_conf_unwrap_command(const std::string& path, const std::string& command) {
+    auto lines = split_lines(read_whole_file(path));
+    std::string setting = std::string(unwrap_command_setting) + " = " + quote_conf_value(command);
+    ConfLine* last = nullptr;
+    for (auto& line : lines)
+        if (setting_value_token(line.text))
+            last = &line;
+    if (last != nullptr) {
+        last->text = setting;
+    } else {
+        if (!lines.empty() && lines.back().ending.empty())
+            lines.back().ending = "\n";
+        lines.push_back({setting, "\n"});
+    }
+    std::string content;
+    for (const auto& line : lines)
+        content += line.text + line.ending;
+    replace_file_atomically(path, content);
+}
+
+std::optional<std::string> configured_unwrap_command(const std::string& datadir) {
+    std::optional<std::string> value;
+    for (const char* name : {"postgresql.conf", "postgresql.auto.conf"}) {
+        std::string path = datadir + "/" + name;
+        if (::access(path.c_str(), F_OK) != 0)
+            continue;
+        if (auto v = get_conf_unwrap_command(path))
+            value = v;
+    }
+    return value;
+}
+
+std::string shell_quote(const std::string& word) {
+    std::string out = "'";
+    for (char c : word) {
+        if (c == '\'')
+            out += "'\\''";
+        else
+            out += c;
+    }
+    return out + "'";
+}
+
+} // namespace fe_datakey

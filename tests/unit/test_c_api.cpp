@@ -1,0 +1,154 @@
+// The C ABI: errors as objects, no exception crossing, strings owned by the
+// caller.
+#include "env_guard.hpp"
+#include "fe_datakey/fe_datakey.h"
+#include "temp_dir.hpp"
+
+#include <getopt.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+TEST(CApi, ExtractResolveAndFree) {
+    EnvGuard env;
+    env.set("PGDATAKEYWRAPCMD", std::nullopt);
+    env.set("PGDATAKEYUNWRAPCMD", "cat \"%p\"");
+    std::vector<std::string> args{"initdb", "-y", "--key-wrap-command", "cat > \"%p\"", "-D", "d"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int argc = static_cast<int>(args.size());
+    fe_datakey_error* err = nullptr;
+    fe_datakey_options* opts = fe_datakey_options_extract(
+        &argc, argv.data(),
+        FE_DATAKEY_OPT_WRAP | FE_DATAKEY_OPT_UNWRAP | FE_DATAKEY_OPT_NO_KEY_WRAP, "D:y", nullptr,
+        &err);
+    ASSERT_NE(opts, nullptr);
+    EXPECT_EQ(err, nullptr);
+    EXPECT_EQ(argc, 4);
+    EXPECT_STREQ(argv[3], "d");
+    EXPECT_EQ(argv[4], nullptr);
+    EXPECT_EQ(fe_datakey_options_on_command_line(opts), 1);
+    char* wrap = nullptr;
+    char* unwrap = nullptr;
+    ASSERT_EQ(fe_datakey_options_command_pair(opts, &wrap, &unwrap, &err), 1);
+    EXPECT_STREQ(wrap, "cat > \"%p\"");
+    EXPECT_STREQ(unwrap, "cat \"%p\"");
+    fe_datakey_free(wrap);
+    fe_datakey_free(unwrap);
+    fe_datakey_options_free(opts);
+}
+
+TEST(CApi, ErrorsCarryMessageDetailHint) {
+    EnvGuard env;
+    env.set("PGDATAKEYWRAPCMD", std::nullopt);
+    env.set("PGDATAKEYUNWRAPCMD", std::nullopt);
+    char prog[] = "pg_rewind";
+    char* argv[] = {prog, nullptr};
+    int argc = 1;
+    fe_datakey_error* err = nullptr;
+    fe_datakey_options* opts =
+        fe_datakey_options_extract(&argc, argv, FE_DATAKEY_OPT_UNWRAP, "", nullptr, &err);
+    ASSERT_NE(opts, nullptr);
+    EXPECT_EQ(fe_datakey_options_is_set(opts, FE_DATAKEY_ROLE_UNWRAP), 0);
+    EXPECT_EQ(fe_datakey_options_command(opts, FE_DATAKEY_ROLE_UNWRAP, &err), nullptr);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_COMMAND_MISSING);
+    EXPECT_STREQ(fe_datakey_error_message(err), "key unwrap command not specified");
+    EXPECT_NE(fe_datakey_error_detail(err), nullptr);
+    EXPECT_NE(fe_datakey_error_hint(err), nullptr);
+    fe_datakey_error_free(err);
+    fe_datakey_options_free(opts);
+}
+
+TEST(CApi, UsageErrorDoesNotThrow) {
+    char prog[] = "x";
+    char opt[] = "--key-unwrap-command";
+    char* argv[] = {prog, opt, nullptr};
+    int argc = 2;
+    fe_datakey_error* err = nullptr;
+    EXPECT_EQ(fe_datakey_options_extract(&argc, argv, FE_DATAKEY_OPT_UNWRAP, "", nullptr, &err),
+              nullptr);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_USAGE);
+    EXPECT_EQ(fe_datakey_error_detail(err), nullptr);
+    fe_datakey_error_free(err);
+}
+
+TEST(CApi, KeyStoreRoundTripAndChecks) {
+    TempDir dir;
+    fe_datakey_error* err = nullptr;
+    fe_datakey_key* key = fe_datakey_key_generate(256, &err);
+    ASSERT_NE(key, nullptr);
+    EXPECT_EQ(fe_datakey_key_bits(key), 256);
+    EXPECT_EQ(fe_datakey_key_length(key), 96u);
+    ASSERT_EQ(fe_datakey_store_create(dir.path().c_str(), "cat > \"%p\"", key, 0, &err), 1)
+        << fe_datakey_error_message(err);
+    EXPECT_EQ(fe_datakey_is_encrypted(dir.path().c_str()), 1);
+    fe_datakey_key* loaded = fe_datakey_store_load(dir.path().c_str(), "cat \"%p\"", 0, &err);
+    ASSERT_NE(loaded, nullptr) << fe_datakey_error_message(err);
+    ASSERT_EQ(fe_datakey_key_length(loaded), fe_datakey_key_length(key));
+    EXPECT_EQ(std::memcmp(fe_datakey_key_bytes(loaded), fe_datakey_key_bytes(key), 96), 0);
+
+    fe_datakey_check a{}, b{};
+    fe_datakey_key_check_of(key, &a);
+    ASSERT_EQ(fe_datakey_store_read_check(dir.path().c_str(), &b, &err), 1);
+    EXPECT_EQ(fe_datakey_check_equal(&a, &b), 1);
+    EXPECT_EQ(std::strlen(a.kcv), size_t(FE_DATAKEY_KCV_HEX_LEN));
+    std::string text = read_text(dir / FE_DATAKEY_CHECK_FILE);
+    fe_datakey_check parsed{};
+    ASSERT_EQ(fe_datakey_check_parse(text.data(), text.size(), &parsed, &err), 1);
+    EXPECT_EQ(fe_datakey_check_equal(&a, &parsed), 1);
+    EXPECT_EQ(fe_datakey_check_parse("garbage", 7, &parsed, &err), 0);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_CHECK_INVALID);
+    fe_datakey_error_free(err);
+    err = nullptr;
+
+    fe_datakey_key* other = fe_datakey_key_generate(256, &err);
+    fe_datakey_check c{};
+    fe_datakey_key_check_of(other, &c);
+    EXPECT_EQ(fe_datakey_check_equal(&a, &c), 0);
+
+    // The wrong key from the unwrap command is an error object, not garbage.
+    EXPECT_EQ(fe_datakey_store_load(dir.path().c_str(), "head -c 96 /dev/urandom # %p", 0, &err),
+              nullptr);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_KEY_MISMATCH);
+    fe_datakey_error_free(err);
+    fe_datakey_key_free(other);
+    fe_datakey_key_free(loaded);
+    fe_datakey_key_free(key);
+}
+
+TEST(CApi, ConfAndQuoting) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "port = 5432\n");
+    fe_datakey_error* err = nullptr;
+    EXPECT_EQ(fe_datakey_conf_get_unwrap_command(conf.c_str(), &err), nullptr);
+    EXPECT_EQ(err, nullptr);
+    ASSERT_EQ(fe_datakey_conf_set_unwrap_command(conf.c_str(), "a 'b' \\ %p", &err), 1);
+    char* got = fe_datakey_conf_get_unwrap_command(conf.c_str(), &err);
+    ASSERT_NE(got, nullptr);
+    EXPECT_STREQ(got, "a 'b' \\ %p");
+    fe_datakey_free(got);
+    char* q = fe_datakey_conf_quote("it's");
+    EXPECT_STREQ(q, "'it''s'");
+    fe_datakey_free(q);
+    char* s = fe_datakey_shell_quote("it's");
+    EXPECT_STREQ(s, "'it'\\''s'");
+    fe_datakey_free(s);
+    EXPECT_EQ(fe_datakey_conf_set_unwrap_command((dir / "none").c_str(), "x %p", &err), 0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_IO);
+    fe_datakey_error_free(err);
+}
+
+TEST(CApi, HelpText) {
+    const char* help = fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
+    EXPECT_NE(std::strstr(help, "--key-unwrap-command=COMMAND"), nullptr);
+    EXPECT_EQ(std::strstr(help, "--no-key-wrap"), nullptr);
+}

@@ -1,0 +1,118 @@
+// data_encryption_key_unwrap_command in postgresql.conf: quoting round trips
+// and line-preserving, atomic updates.
+#include "fe_datakey/conf.hpp"
+#include "fe_datakey/error.hpp"
+#include "temp_dir.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+using namespace fe_datakey;
+
+namespace {
+
+const std::vector<std::string> awkward_values = {
+    "-",
+    "openssl enc -d -aes-128-cbc -pbkdf2 -in \"%p\"",
+    "it's 'quoted' %p",
+    "back\\slash \\\\ and \\' %p",
+    "hash # not a comment %p",
+    "percent %% and %x and %p and trailing %",
+    "unicode: clé ключ 鍵 %p",
+    "tab\tand\nnewline %p",
+    "''",
+    "\\",
+};
+
+} // namespace
+
+TEST(Conf, QuoteUnquoteRoundTrip) {
+    for (const auto& v : awkward_values) {
+        SCOPED_TRACE(v);
+        std::string q = quote_conf_value(v);
+        EXPECT_EQ(q.front(), '\'');
+        EXPECT_EQ(q.back(), '\'');
+        EXPECT_EQ(q.find('\n'), std::string::npos) << "a newline inside a token breaks the file";
+        EXPECT_EQ(unquote_conf_value(q), v);
+    }
+}
+
+TEST(Conf, UnquoteFollowsTheServersEscapes) {
+    EXPECT_EQ(unquote_conf_value("'a''b'"), "a'b");
+    EXPECT_EQ(unquote_conf_value("'a\\'b'"), "a'b");
+    EXPECT_EQ(unquote_conf_value("'\\101\\x'"), "Ax");
+    EXPECT_EQ(unquote_conf_value("'\\t\\n\\r\\b\\f'"), "\t\n\r\b\f");
+    EXPECT_EQ(unquote_conf_value("unquoted"), "unquoted");
+}
+
+TEST(Conf, SetAppendsAndKeepsEveryOtherLine) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    std::string original = "# comment\r\nshared_buffers = 128MB\t# note\n\n"
+                           "#data_encryption_key_unwrap_command = 'old %p'\nport = 5433";
+    write_text(conf, original);
+    ::chmod(conf.c_str(), 0640);
+    set_conf_unwrap_command(conf, "cat \"%p\"");
+    EXPECT_EQ(read_text(conf), original + "\ndata_encryption_key_unwrap_command = 'cat \"%p\"'\n");
+    struct stat st {};
+    ASSERT_EQ(::stat(conf.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0640u);
+    EXPECT_FALSE(std::filesystem::exists(conf + ".tmp"));
+}
+
+TEST(Conf, SetReplacesTheLastActiveLineOnly) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "data_encryption_key_unwrap_command = 'first %p'\n"
+                     "#data_encryption_key_unwrap_command = 'commented %p'\n"
+                     "  DATA_ENCRYPTION_KEY_UNWRAP_COMMAND='second %p'  # last\n"
+                     "work_mem = 4MB\n");
+    EXPECT_EQ(get_conf_unwrap_command(conf), "second %p");
+    set_conf_unwrap_command(conf, "new %p");
+    EXPECT_EQ(read_text(conf), "data_encryption_key_unwrap_command = 'first %p'\n"
+                               "#data_encryption_key_unwrap_command = 'commented %p'\n"
+                               "data_encryption_key_unwrap_command = 'new %p'\n"
+                               "work_mem = 4MB\n");
+    EXPECT_EQ(get_conf_unwrap_command(conf), "new %p");
+}
+
+TEST(Conf, AwkwardValuesRoundTripThroughAFile) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "max_connections = 100\n");
+    for (const auto& v : awkward_values) {
+        SCOPED_TRACE(v);
+        set_conf_unwrap_command(conf, v);
+        EXPECT_EQ(get_conf_unwrap_command(conf), v);
+    }
+}
+
+TEST(Conf, UnsetAndMissingFile) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "#data_encryption_key_unwrap_command = 'x %p'\n");
+    EXPECT_FALSE(get_conf_unwrap_command(conf).has_value());
+    EXPECT_THROW(get_conf_unwrap_command(dir / "absent.conf"), Error);
+    EXPECT_THROW(set_conf_unwrap_command(dir / "absent.conf", "x %p"), Error);
+}
+
+TEST(Conf, AutoConfOverridesPostgresqlConf) {
+    TempDir dir;
+    write_text(dir / "postgresql.conf", "data_encryption_key_unwrap_command = 'a %p'\n");
+    EXPECT_EQ(configured_unwrap_command(dir.path()), "a %p");
+    write_text(dir / "postgresql.auto.conf", "data_encryption_key_unwrap_command = 'b %p'\n");
+    EXPECT_EQ(configured_unwrap_command(dir.path()), "b %p");
+    TempDir empty;
+    EXPECT_FALSE(configured_unwrap_command(empty.path()).has_value());
+}
+
+TEST(Conf, ShellQuoteSurvivesTheShell) {
+    for (const auto& v : awkward_values) {
+        SCOPED_TRACE(v);
+        TempDir dir;
+        std::string out = dir / "out";
+        std::string cmd = "printf '%s' " + shell_quote(v) + " > " + shell_quote(out);
+        ASSERT_EQ(std::system(cmd.c_str()), 0);
+        EXPECT_EQ(read_text(out), v);
+    }
+}
