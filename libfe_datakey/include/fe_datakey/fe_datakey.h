@@ -55,6 +55,14 @@ extern const char *fe_datakey_error_hint(const fe_datakey_error *err);
 extern int	fe_datakey_error_code(const fe_datakey_error *err);
 extern void fe_datakey_error_free(fe_datakey_error *err);
 
+/*
+ * For adapters that report errors of their own through the same channel.
+ * detail and hint may be NULL. NULL only when out of memory;
+ * the accessors treat NULL as an out-of-memory error.
+ */
+extern fe_datakey_error *fe_datakey_error_new(int code, const char *message,
+											  const char *detail, const char *hint);
+
 extern void fe_datakey_free(void *ptr);
 
 /* ---- options ---- */

@@ -54,4 +54,8 @@ struct KeyCheck {
 // `role` names who produced the bytes in messages ("key unwrap command").
 Key verify_key(SecureBuffer unwrapped, const KeyCheck& check, const std::string& source);
 
+// The same checks for a key with no key check to compare with (a key file
+// given by the user with no key.check beside it): only its length is checked.
+Key verify_key_length(SecureBuffer unwrapped, const std::string& source);
+
 } // namespace fe_datakey
