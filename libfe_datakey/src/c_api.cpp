@@ -115,6 +115,14 @@ void fe_datakey_error_free(fe_datakey_error* err) {
     delete err;
 }
 
+fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
+                                       const char* hint) {
+    // Out of memory yields NULL, which every accessor above reads as such.
+    return new (std::nothrow)
+        fe_datakey_error{code, message != nullptr ? message : "", detail != nullptr ? detail : "",
+                         hint != nullptr ? hint : ""};
+}
+
 void fe_datakey_free(void* ptr) {
     std::free(ptr);
 }
