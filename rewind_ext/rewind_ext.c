@@ -17,7 +17,8 @@ struct rewind_ext
 	int			source_encrypted;
 	int			source_check_found;
 	fe_datakey_check source_check;
-	char	   *server_option;	/* "" until the target is known encrypted */
+	char	   *server_option;	/* "" when there is nothing to pass */
+	int			server_option_built;
 };
 
 static fe_datakey_error *
@@ -145,9 +146,6 @@ rewind_ext_check_target(rewind_ext *ext, const char *target_datadir,
 	fe_datakey_check target_check;
 	fe_datakey_key *key;
 	char	   *command;
-	char	   *setting;
-	char	   *quoted;
-	char	   *option;
 
 	if (!ext->source_known)
 	{
@@ -187,7 +185,18 @@ rewind_ext_check_target(rewind_ext *ext, const char *target_datadir,
 	key = fe_datakey_store_load(target_datadir, command, 0, err);
 	if (key == NULL)
 	{
+		/* Say which cluster failed; keep the library's detail and hint. */
+		fe_datakey_error *inner = *err;
+		char		message[512];
+
 		fe_datakey_free(command);
+		snprintf(message, sizeof(message),
+				 "could not load the data encryption key of the target cluster: %s",
+				 fe_datakey_error_message(inner));
+		*err = fe_datakey_error_new(fe_datakey_error_code(inner), message,
+									fe_datakey_error_detail(inner),
+									fe_datakey_error_hint(inner));
+		fe_datakey_error_free(inner);
 		return 0;
 	}
 	fe_datakey_key_check_of(key, &target_check);
@@ -202,37 +211,57 @@ rewind_ext_check_target(rewind_ext *ext, const char *target_datadir,
 		return 0;
 	}
 
-	/* Every server run on the target gets the same command. */
+	fe_datakey_free(command);
+	return 1;
+}
+
+const char *
+rewind_ext_server_option(rewind_ext *ext, const char *target_datadir,
+						 fe_datakey_error **err)
+{
+	char	   *command;
+	char	   *setting;
+	char	   *quoted;
+	char	   *option;
+
+	if (ext->server_option_built)
+		return ext->server_option;
+	if (!fe_datakey_is_encrypted(target_datadir) ||
+		!fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP))
+	{
+		ext->server_option_built = 1;
+		return ext->server_option;
+	}
+
+	command = fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
+	if (command == NULL)
+		return NULL;
 	setting = concat3(FE_DATAKEY_UNWRAP_SETTING, "=", command);
 	fe_datakey_free(command);
 	if (setting == NULL)
 	{
 		*err = oom();
-		return 0;
+		return NULL;
 	}
+	/* pg_rewind runs the server through the shell: one quoted word */
 	quoted = fe_datakey_shell_quote(setting);
 	free(setting);
 	if (quoted == NULL)
 	{
 		*err = oom();
-		return 0;
+		return NULL;
 	}
 	option = concat3(" -c ", quoted, "");
 	fe_datakey_free(quoted);
 	if (option == NULL)
 	{
 		*err = oom();
-		return 0;
+		return NULL;
 	}
 	free(ext->server_option);
 	ext->server_option = option;
-	return 1;
-}
-
-const char *
-rewind_ext_server_option(const rewind_ext *ext)
-{
-	return ext->server_option;
+	ext->server_option_built = 1;
+	return option;
 }
 
 char *

@@ -60,10 +60,13 @@ extern int	rewind_ext_check_target(rewind_ext *ext, const char *target_datadir,
 
 /*
  * Text to append to a shell command line that runs the target's server
- * (" -c 'data_encryption_key_unwrap_command=...'"), or "" when the target
- * is not encrypted.  Valid until rewind_ext_free.
+ * (" -c 'data_encryption_key_unwrap_command=...'"), or "" when the target is
+ * not encrypted or no command was given (the target's configuration then
+ * supplies it).  Valid until rewind_ext_free.
  */
-extern const char *rewind_ext_server_option(const rewind_ext *ext);
+extern const char *rewind_ext_server_option(rewind_ext *ext,
+											const char *target_datadir,
+											fe_datakey_error **err);
 
 /*
  * A copy of text with the server option replaced by a placeholder, for
