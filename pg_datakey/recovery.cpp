@@ -1,0 +1,148 @@
+#include "recovery.hpp"
+
+#include "crash_point.hpp"
+#include "exit_status.hpp"
+#include "paths.hpp"
+#include "rewrap_lock.hpp"
+
+#include "fe_datakey/conf.hpp"
+#include "fe_datakey/store.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace pg_datakey {
+
+namespace {
+
+bool exists(const std::string& path, struct stat* st = nullptr) {
+    struct stat local;
+    if (::lstat(path.c_str(), st ? st : &local) == 0)
+        return true;
+    if (errno != ENOENT)
+        fe_datakey::throw_io_error("could not stat file \"" + path + "\"", errno);
+    return false;
+}
+
+bool same_file(const struct stat& st, const Journal& journal) {
+    return static_cast<std::uint64_t>(st.st_dev) == journal.new_key_device &&
+           static_cast<std::uint64_t>(st.st_ino) == journal.new_key_inode;
+}
+
+void remove_file(const std::string& path) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        fe_datakey::throw_io_error("could not remove file \"" + path + "\"", errno);
+}
+
+std::vector<std::string> debris(const std::string& datadir) {
+    std::vector<std::string> found;
+    if (exists(datadir + "/" + new_key_file))
+        found.push_back(new_key_file);
+    for (const char* tmp : temporary_files)
+        if (exists(datadir + "/" + tmp))
+            found.push_back(tmp);
+    return found;
+}
+
+} // namespace
+
+const char* phase_name(RewrapPhase phase) {
+    switch (phase) {
+    case RewrapPhase::none:
+        return "none";
+    case RewrapPhase::in_progress:
+        return "in progress";
+    case RewrapPhase::uncommitted:
+        return "interrupted before commit";
+    case RewrapPhase::committed:
+        return "interrupted after commit";
+    }
+    return "unknown";
+}
+
+RewrapInspection inspect_rewrap(const std::string& datadir) {
+    RewrapInspection result;
+    result.leftovers = debris(datadir);
+    bool journal = exists(datadir + "/" + journal_file);
+    if (journal)
+        result.leftovers.push_back(journal_file);
+    if (rewrap_lock_held(datadir)) {
+        result.phase = RewrapPhase::in_progress;
+    } else if (journal) {
+        result.phase = RewrapPhase::committed;
+        std::optional<Journal> j = read_journal(datadir);
+        struct stat st;
+        result.new_key_renamed = j && !exists(datadir + "/" + new_key_file) &&
+                                 exists(datadir + "/" + fe_datakey::key_file, &st) &&
+                                 same_file(st, *j);
+    } else if (!result.leftovers.empty()) {
+        result.phase = RewrapPhase::uncommitted;
+    }
+    return result;
+}
+
+void set_configured_unwrap_command(const std::string& datadir, const std::string& command) {
+    fe_datakey::set_conf_unwrap_command(datadir + "/postgresql.conf", command);
+    std::string auto_conf = datadir + "/postgresql.auto.conf";
+    if (::access(auto_conf.c_str(), F_OK) == 0 &&
+        fe_datakey::get_conf_unwrap_command(auto_conf).has_value())
+        fe_datakey::set_conf_unwrap_command(auto_conf, command);
+}
+
+void roll_back(const std::string& datadir) {
+    // Without a journal key.bin and the configuration were never touched:
+    // everything here is the unfinished new wrapping, which nothing needs.
+    for (const std::string& rel : debris(datadir))
+        remove_file(datadir + "/" + rel);
+    fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
+}
+
+void roll_forward(const std::string& datadir, const Journal& journal) {
+    std::string key = datadir + "/" + fe_datakey::key_file;
+    std::string fresh = datadir + "/" + new_key_file;
+    struct stat st;
+    if (exists(fresh, &st)) {
+        if (!same_file(st, journal))
+            throw ToolError(exit_needs_repair,
+                            "new key file \"" + fresh + "\" does not match the rewrap journal",
+                            "The file was replaced after the journal was written.",
+                            "Find out which unwrap command opens which file, then remove the "
+                            "journal \"" +
+                                std::string(journal_file) + "\" by hand.");
+        if (::rename(fresh.c_str(), key.c_str()) != 0)
+            fe_datakey::throw_io_error("could not rename file \"" + fresh + "\" to \"" + key + "\"",
+                                       errno);
+        fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
+        crash_point("after-rename");
+    } else if (!exists(key, &st) || !same_file(st, journal)) {
+        throw ToolError(exit_needs_repair,
+                        "key file \"" + key + "\" does not match the rewrap journal",
+                        "Neither the new key file nor a renamed copy of it was found.",
+                        "Find out which unwrap command opens the key file, set "
+                        "data_encryption_key_unwrap_command accordingly, then remove the journal "
+                        "\"" +
+                            std::string(journal_file) + "\" by hand.");
+    }
+    set_configured_unwrap_command(datadir, journal.new_unwrap_command);
+    crash_point("after-conf");
+    for (const char* tmp : temporary_files)
+        remove_file(datadir + "/" + tmp);
+    remove_journal(datadir);
+}
+
+RepairOutcome repair(const std::string& datadir) {
+    std::optional<Journal> journal = read_journal(datadir);
+    if (journal) {
+        roll_forward(datadir, *journal);
+        return RepairOutcome::completed;
+    }
+    if (!debris(datadir).empty()) {
+        roll_back(datadir);
+        return RepairOutcome::rolled_back;
+    }
+    return RepairOutcome::nothing_to_do;
+}
+
+} // namespace pg_datakey

@@ -1,0 +1,48 @@
+#include "rewrap_lock.hpp"
+
+#include "exit_status.hpp"
+#include "paths.hpp"
+
+#include "fe_datakey/store.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+namespace pg_datakey {
+
+RewrapLock::RewrapLock(const std::string& datadir) {
+    std::string path = datadir + "/" + lock_file;
+    mode_t mode = fe_datakey::group_access(datadir) ? 0640 : 0600;
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd_ < 0)
+        fe_datakey::throw_io_error("could not open lock file \"" + path + "\"", errno);
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        int saved = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (saved == EWOULDBLOCK)
+            throw ToolError(exit_busy, "another rewrap or repair is running on this data directory",
+                            "The lock file \"" + path + "\" is held by another process.",
+                            "Wait for it to finish, then check with \"pg_datakey status\".");
+        fe_datakey::throw_io_error("could not lock file \"" + path + "\"", saved);
+    }
+}
+
+RewrapLock::~RewrapLock() {
+    if (fd_ >= 0)
+        ::close(fd_); // releases the lock
+}
+
+bool rewrap_lock_held(const std::string& datadir) {
+    std::string path = datadir + "/" + lock_file;
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
+}
+
+} // namespace pg_datakey

@@ -1,0 +1,25 @@
+// An exclusive, non-blocking flock() on pg_encryption/rewrap.lock: one rewrap
+// or repair at a time per data directory. The kernel drops the lock when the
+// process dies, so a killed rewrap never leaves a stale lock behind.
+#pragma once
+
+#include <string>
+
+namespace pg_datakey {
+
+class RewrapLock {
+public:
+    // Throws ToolError(exit_busy) when another process holds the lock.
+    explicit RewrapLock(const std::string& datadir);
+    ~RewrapLock();
+    RewrapLock(const RewrapLock&) = delete;
+    RewrapLock& operator=(const RewrapLock&) = delete;
+
+private:
+    int fd_ = -1;
+};
+
+// For status: true when some process holds the lock right now. Creates nothing.
+bool rewrap_lock_held(const std::string& datadir);
+
+} // namespace pg_datakey
