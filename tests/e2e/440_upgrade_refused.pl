@@ -1,0 +1,107 @@
+# pg_upgrade refuses, in its checks and before anything is changed: a new
+# cluster with a fresh key, encrypted to unencrypted, unencrypted to
+# encrypted, a wrong unwrap command.  Both clusters stay as they were and
+# still start.
+use strict;
+use warnings;
+
+use Test::More;
+use IPC::Run qw(run);
+use FeDatakey::Cluster;
+
+my $C = 'FeDatakey::Cluster';
+chdir $C->base_dir;
+
+my $out;
+run([ 'pg_config', '--bindir' ], '>', \$out) or die 'pg_config';
+chomp(my $bindir = $out);
+
+my ($wrap, $unwrap) = FeDatakey::Cluster::key_commands('up_refused');
+my ($bad_wrap, $bad_unwrap) = FeDatakey::Cluster::key_commands('up_wrong', 'not it');
+
+sub make
+{
+	my ($name, %opt) = @_;
+	my $node = $C->new($name);
+	$node->init(%opt);
+	$node->start;
+	$node->safe_psql("CREATE TABLE t AS SELECT g AS id, '$name' AS src FROM generate_series(1, 40) g")
+	  if $opt{fill};
+	$node->stop;
+	return $node;
+}
+
+my $enc_old = make('enc_old', encrypted => 1, wrap => $wrap, unwrap => $unwrap, fill => 1);
+my $plain_old = make('plain_old', encrypted => 0, fill => 1);
+my $fresh_new = make('fresh_new', encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+my $plain_new = make('plain_new', encrypted => 0);
+my $same_new = make('same_new', encrypted => 1, wrap => $wrap, unwrap => $unwrap,
+	copy_key_from => $enc_old->datadir . '/pg_encryption/key.bin');
+
+sub refused
+{
+	my ($label, $old, $new, $extra, $env, $pattern) = @_;
+	my %before = (old => $old->snapshot, new => $new->snapshot);
+	for my $check ([], ['--check'])
+	{
+		my ($ok, $o, $e) = FeDatakey::Cluster::run_cmd(
+			[
+				'pg_upgrade', '-b', $bindir, '-B', $bindir,
+				'-d', $old->datadir, '-D', $new->datadir,
+				'-p', $old->port, '-P', $new->port, '-s', $C->base_dir,
+				@$check, @$extra
+			],
+			env => $env);
+		my $what = "$label" . (@$check ? ' (--check)' : '');
+		ok(!$ok, "$what: refused");
+		like("$o$e", $pattern, "$what: message");
+		like($o, qr/Checking data encryption keys\s+fatal/, "$what: reported among the checks");
+		unlike("$o$e", qr/not it|file:/, "$what: command text not shown");
+	}
+	is_deeply($old->snapshot, $before{old}, "$label: old cluster unchanged");
+	is_deeply($new->snapshot, $before{new}, "$label: new cluster unchanged");
+}
+
+refused('fresh key', $enc_old, $fresh_new, [ "--key-unwrap-command=$unwrap" ], {},
+	qr/old and new clusters use different data encryption keys.*\n.*\n.*initdb -y --copy-key-from=/);
+refused('encrypted to unencrypted', $enc_old, $plain_new, [], { PGDATAKEYUNWRAPCMD => $unwrap },
+	qr/old and new clusters differ in data encryption\nThe old cluster is encrypted, the new cluster is not encrypted/);
+refused('unencrypted to encrypted', $plain_old, $same_new, [], {},
+	qr/The old cluster is not encrypted, the new cluster is encrypted/);
+refused('wrong unwrap command by option', $enc_old, $same_new,
+	[ "--key-unwrap-command=$bad_unwrap" ], {},
+	qr/could not load the data encryption key of the old cluster/);
+refused('wrong unwrap command by variable', $enc_old, $same_new,
+	[], { PGDATAKEYUNWRAPCMD => $bad_unwrap },
+	qr/could not load the data encryption key of the old cluster/);
+refused('empty unwrap command', $enc_old, $same_new, [ '--key-unwrap-command=' ], {},
+	qr/empty/);
+
+# A value of pg_upgrade's own -o that looks like our option stays pg_upgrade's:
+# it reaches the server, which rejects the unknown switch; our check passed.
+my ($ok, $o, $e) = FeDatakey::Cluster::run_cmd(
+	[
+		'pg_upgrade', '-b', $bindir, '-B', $bindir,
+		'-d', $enc_old->datadir, '-D', $same_new->datadir,
+		'-p', $enc_old->port, '-P', $same_new->port, '-s', $C->base_dir,
+		'--check', '-o', "--key-unwrap-command=$bad_unwrap"
+	],
+	env => {});
+like($o, qr/Checking data encryption keys\s+ok/,
+	'-o value is not taken as --key-unwrap-command');
+
+# Everything still starts with its rows.
+for my $node ($enc_old, $plain_old)
+{
+	$node->start;
+	is($node->safe_psql("SELECT count(*) FROM t"), '40', $node->name . ' starts with its rows');
+	$node->stop;
+}
+for my $node ($fresh_new, $plain_new, $same_new)
+{
+	$node->start;
+	is($node->safe_psql("SELECT 1"), '1', $node->name . ' starts');
+	$node->stop;
+}
+
+done_testing();
