@@ -6,6 +6,8 @@
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/store.hpp"
 
+#include <openssl/evp.h>
+
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -27,8 +29,7 @@ std::string Journal::serialize() const {
     std::ostringstream out;
     out << header << "\n"
         << "new_unwrap_command " << fe_datakey::quote_conf_value(new_unwrap_command) << "\n"
-        << "new_key_device " << new_key_device << "\n"
-        << "new_key_inode " << new_key_inode << "\n";
+        << "new_key_sha256 " << new_key_sha256 << "\n";
     return out.str();
 }
 
@@ -38,34 +39,54 @@ Journal Journal::parse(const std::string& text) {
     if (!std::getline(in, line) || line != header)
         corrupt("The first line is not \"" + std::string(header) + "\".");
     Journal j;
-    bool have_command = false, have_device = false, have_inode = false;
+    bool have_command = false, have_digest = false;
     while (std::getline(in, line)) {
         auto space = line.find(' ');
         if (space == std::string::npos)
             corrupt("A line has no value.");
         std::string name = line.substr(0, space), value = line.substr(space + 1);
-        try {
-            if (name == "new_unwrap_command") {
-                if (value.size() < 2 || value.front() != '\'' || value.back() != '\'')
-                    corrupt("The command is not quoted.");
-                j.new_unwrap_command = fe_datakey::unquote_conf_value(value);
-                have_command = true;
-            } else if (name == "new_key_device") {
-                j.new_key_device = std::stoull(value);
-                have_device = true;
-            } else if (name == "new_key_inode") {
-                j.new_key_inode = std::stoull(value);
-                have_inode = true;
-            } else {
-                corrupt("Unknown field \"" + name + "\".");
-            }
-        } catch (const std::logic_error&) {
-            corrupt("Field \"" + name + "\" has an invalid value.");
+        if (name == "new_unwrap_command") {
+            if (value.size() < 2 || value.front() != '\'' || value.back() != '\'')
+                corrupt("The command is not quoted.");
+            j.new_unwrap_command = fe_datakey::unquote_conf_value(value);
+            have_command = true;
+        } else if (name == "new_key_sha256") {
+            if (value.size() != 64 ||
+                value.find_first_not_of("0123456789abcdef") != std::string::npos)
+                corrupt("Field \"new_key_sha256\" has an invalid value.");
+            j.new_key_sha256 = value;
+            have_digest = true;
+        } else {
+            corrupt("Unknown field \"" + name + "\".");
         }
     }
-    if (!have_command || !have_device || !have_inode)
+    if (!have_command || !have_digest)
         corrupt("A field is missing.");
     return j;
+}
+
+std::string file_sha256(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        fe_datakey::throw_io_error("could not open file \"" + path + "\"", errno);
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    char buf[4096];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0)
+        EVP_DigestUpdate(ctx, buf, static_cast<std::size_t>(in.gcount()));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    if (in.bad())
+        fe_datakey::throw_io_error("could not read file \"" + path + "\"", EIO);
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+        out += hex[md[i] >> 4];
+        out += hex[md[i] & 15];
+    }
+    return out;
 }
 
 void write_journal(const std::string& datadir, const Journal& journal) {

@@ -3,7 +3,6 @@
 // rewrap is committed and recovery always completes it.
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -13,14 +12,18 @@ struct Journal {
     // The unwrap command the configuration must name once the new key file
     // is key.bin. Same secrecy as postgresql.conf, which will hold it too.
     std::string new_unwrap_command;
-    // Identity of the new key file (a rename keeps it): tells recovery
-    // whether key.bin is already the new file without reading any key.
-    std::uint64_t new_key_device = 0;
-    std::uint64_t new_key_inode = 0;
+    // SHA-256 of the new key file's bytes (hex): tells recovery whether
+    // key.bin is already the new file, and refuses a file swapped in since.
+    // In "-" mode that is a hash of the key itself, kept beside the key and
+    // removed with the journal.
+    std::string new_key_sha256;
 
     std::string serialize() const;
     static Journal parse(const std::string& text); // throws check_invalid-like io error
 };
+
+// Hex SHA-256 of a file's contents.
+std::string file_sha256(const std::string& path);
 
 void write_journal(const std::string& datadir, const Journal& journal);
 std::optional<Journal> read_journal(const std::string& datadir);

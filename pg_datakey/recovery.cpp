@@ -26,9 +26,8 @@ bool exists(const std::string& path, struct stat* st = nullptr) {
     return false;
 }
 
-bool same_file(const struct stat& st, const Journal& journal) {
-    return static_cast<std::uint64_t>(st.st_dev) == journal.new_key_device &&
-           static_cast<std::uint64_t>(st.st_ino) == journal.new_key_inode;
+bool same_file(const std::string& path, const Journal& journal) {
+    return file_sha256(path) == journal.new_key_sha256;
 }
 
 void remove_file(const std::string& path) {
@@ -36,7 +35,9 @@ void remove_file(const std::string& path) {
         fe_datakey::throw_io_error("could not remove file \"" + path + "\"", errno);
 }
 
-std::vector<std::string> debris(const std::string& datadir) {
+} // namespace
+
+std::vector<std::string> rewrap_debris(const std::string& datadir) {
     std::vector<std::string> found;
     if (exists(datadir + "/" + new_key_file))
         found.push_back(new_key_file);
@@ -45,8 +46,6 @@ std::vector<std::string> debris(const std::string& datadir) {
             found.push_back(tmp);
     return found;
 }
-
-} // namespace
 
 const char* phase_name(RewrapPhase phase) {
     switch (phase) {
@@ -64,7 +63,7 @@ const char* phase_name(RewrapPhase phase) {
 
 RewrapInspection inspect_rewrap(const std::string& datadir) {
     RewrapInspection result;
-    result.leftovers = debris(datadir);
+    result.leftovers = rewrap_debris(datadir);
     bool journal = exists(datadir + "/" + journal_file);
     if (journal)
         result.leftovers.push_back(journal_file);
@@ -73,10 +72,9 @@ RewrapInspection inspect_rewrap(const std::string& datadir) {
     } else if (journal) {
         result.phase = RewrapPhase::committed;
         std::optional<Journal> j = read_journal(datadir);
-        struct stat st;
-        result.new_key_renamed = j && !exists(datadir + "/" + new_key_file) &&
-                                 exists(datadir + "/" + fe_datakey::key_file, &st) &&
-                                 same_file(st, *j);
+        std::string key = datadir + "/" + fe_datakey::key_file;
+        result.new_key_renamed =
+            j && !exists(datadir + "/" + new_key_file) && exists(key) && same_file(key, *j);
     } else if (!result.leftovers.empty()) {
         result.phase = RewrapPhase::uncommitted;
     }
@@ -94,7 +92,7 @@ void set_configured_unwrap_command(const std::string& datadir, const std::string
 void roll_back(const std::string& datadir) {
     // Without a journal key.bin and the configuration were never touched:
     // everything here is the unfinished new wrapping, which nothing needs.
-    for (const std::string& rel : debris(datadir))
+    for (const std::string& rel : rewrap_debris(datadir))
         remove_file(datadir + "/" + rel);
     fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
 }
@@ -102,9 +100,8 @@ void roll_back(const std::string& datadir) {
 void roll_forward(const std::string& datadir, const Journal& journal) {
     std::string key = datadir + "/" + fe_datakey::key_file;
     std::string fresh = datadir + "/" + new_key_file;
-    struct stat st;
-    if (exists(fresh, &st)) {
-        if (!same_file(st, journal))
+    if (exists(fresh)) {
+        if (!same_file(fresh, journal))
             throw ToolError(exit_needs_repair,
                             "new key file \"" + fresh + "\" does not match the rewrap journal",
                             "The file was replaced after the journal was written.",
@@ -116,7 +113,7 @@ void roll_forward(const std::string& datadir, const Journal& journal) {
                                        errno);
         fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
         crash_point("after-rename");
-    } else if (!exists(key, &st) || !same_file(st, journal)) {
+    } else if (!exists(key) || !same_file(key, journal)) {
         throw ToolError(exit_needs_repair,
                         "key file \"" + key + "\" does not match the rewrap journal",
                         "Neither the new key file nor a renamed copy of it was found.",
@@ -138,7 +135,7 @@ RepairOutcome repair(const std::string& datadir) {
         roll_forward(datadir, *journal);
         return RepairOutcome::completed;
     }
-    if (!debris(datadir).empty()) {
+    if (!rewrap_debris(datadir).empty()) {
         roll_back(datadir);
         return RepairOutcome::rolled_back;
     }

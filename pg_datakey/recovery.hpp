@@ -25,6 +25,9 @@ struct RewrapInspection {
 
 const char* phase_name(RewrapPhase phase);
 
+// Files an unfinished rewrap leaves, the journal aside.
+std::vector<std::string> rewrap_debris(const std::string& datadir);
+
 // Looks only; changes nothing and runs nothing.
 RewrapInspection inspect_rewrap(const std::string& datadir);
 

@@ -52,7 +52,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
                         "The rewrap journal \"" + std::string(journal_file) +
                             "\" exists: the new key file may already be in place.",
                         "Run \"pg_datakey repair\", then start the rewrap again.");
-    if (inspect_rewrap(datadir).phase == RewrapPhase::uncommitted) {
+    if (!rewrap_debris(datadir).empty()) {
         roll_back(datadir);
         result.rolled_back_debris = true;
     }
@@ -86,13 +86,8 @@ RewrapResult rewrap(const RewrapRequest& request) {
     // the new file is key.bin.
     Journal journal;
     journal.new_unwrap_command = request.new_unwrap;
-    struct stat st;
-    std::string fresh = datadir + "/" + new_key_file;
-    if (::stat(fresh.c_str(), &st) != 0)
-        fe_datakey::throw_io_error("could not stat file \"" + fresh + "\"", errno);
-    journal.new_key_device = static_cast<std::uint64_t>(st.st_dev);
-    journal.new_key_inode = static_cast<std::uint64_t>(st.st_ino);
     try {
+        journal.new_key_sha256 = file_sha256(datadir + "/" + new_key_file);
         write_journal(datadir, journal);
     } catch (const fe_datakey::Error& e) {
         // A journal that reached the disk but failed its fsync would point
