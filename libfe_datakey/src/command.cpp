@@ -1,0 +1,581 @@
+// Running the wrap and unwrap commands. Boost.Process starts the shell; the
+// pipes, the deadline and the reaping are plain POSIX calls here, so that key
+// bytes only ever pass between a SecureBuffer and a pipe, and a timeout is
+// exact (Boost 1.74's wait_for cannot be trusted).
+#include "fe_datakey/command.hpp"
+
+#include "fe_datakey/error.hpp"
+
+#include <boost/process/args.hpp>
+#include <boost/process/child.hpp>
+#include <boost/process/exe.hpp>
+#include <boost/process/extend.hpp>
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <optional>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+#include <utility>
+#include <vector>
+
+namespace bp = boost::process;
+
+namespace fe_datakey {
+
+const char* role_name(Role role) {
+    return role == Role::wrap ? "key wrap command" : "key unwrap command";
+}
+
+bool is_plaintext_mode(const std::string& command) {
+    return command == "-";
+}
+
+std::string expand_command(const std::string& command, const std::string& path) {
+    std::string out;
+    out.reserve(command.size() + path.size());
+    for (std::size_t i = 0; i < command.size(); i++) {
+        if (command[i] == '%' && i + 1 < command.size()) {
+            if (command[i + 1] == 'p') {
+                out += path;
+                i++;
+                continue;
+            }
+            if (command[i + 1] == '%') {
+                out += '%';
+                i++;
+                continue;
+            }
+        }
+        out += command[i];
+    }
+    return out;
+}
+
+void check_path_is_shell_safe(const std::string& path) {
+    static const std::pair<char, const char*> unsafe[] = {
+        {'"', "a double quote (\")"}, {'$', "a dollar sign ($)"}, {'`', "a backquote (`)"},
+        {'\\', "a backslash (\\)"},   {'\n', "a newline"},
+    };
+    for (const auto& [c, name] : unsafe)
+        if (path.find(c) != std::string::npos)
+            throw Error(ErrorCode::unsafe_path,
+                        "path contains a character that is not allowed in a key command",
+                        "The path \"" + path + "\" contains " + name + ".",
+                        "Move or rename the file so that its path has no double quote, dollar "
+                        "sign, backquote, backslash or newline.");
+}
+
+std::string command_shell() {
+    return access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+}
+
+namespace {
+
+// An owned file descriptor.
+class Fd {
+public:
+    Fd() = default;
+    explicit Fd(int fd) : fd_(fd) {}
+    ~Fd() { reset(); }
+    Fd(Fd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    int get() const { return fd_; }
+    void reset() {
+        if (fd_ >= 0)
+            ::close(fd_);
+        fd_ = -1;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+Error spawn_error(Role role, const std::string& detail) {
+    return Error(ErrorCode::spawn_failed, std::string("could not start ") + role_name(role),
+                 detail);
+}
+
+// A close-on-exec pipe whose ends are both >= 3, so that they can never be
+// confused with the child's standard descriptors when our own 0-2 are closed.
+void make_pipe(Role role, Fd& read_end, Fd& write_end) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        throw spawn_error(role,
+                          std::string("Could not create a pipe: ") + std::strerror(errno) + ".");
+    Fd ends[2] = {Fd(p[0]), Fd(p[1])};
+    for (Fd& end : ends) {
+        if (end.get() < 3) {
+            int moved = fcntl(end.get(), F_DUPFD_CLOEXEC, 3);
+            if (moved < 0)
+                throw spawn_error(role, std::string("Could not create a pipe: ") +
+                                            std::strerror(errno) + ".");
+            end = Fd(moved);
+        }
+    }
+    read_end = std::move(ends[0]);
+    write_end = std::move(ends[1]);
+}
+
+// Marks every descriptor >= 3 close-on-exec. Runs in the forked child, so it
+// uses raw system calls only.
+void mark_cloexec_from_3() {
+#ifdef CLOSE_RANGE_CLOEXEC
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+        return;
+#endif
+    int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        alignas(8) char buf[4096];
+        long n;
+        while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+            for (long off = 0; off < n;) {
+                // struct linux_dirent64: ino, off, reclen, type, name
+                unsigned short reclen;
+                std::memcpy(&reclen, buf + off + 16, sizeof reclen);
+                const char* name = buf + off + 19;
+                int fd = 0;
+                bool numeric = *name != '\0';
+                for (const char* c = name; *c; c++) {
+                    if (*c < '0' || *c > '9') {
+                        numeric = false;
+                        break;
+                    }
+                    fd = fd * 10 + (*c - '0');
+                }
+                if (numeric && fd >= 3 && fd != dir)
+                    fcntl(fd, F_SETFD, FD_CLOEXEC);
+                off += reclen;
+            }
+        }
+        ::close(dir);
+        return;
+    }
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
+        fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+}
+
+// What the child does between fork and exec: our pipes onto 0/1, a normal
+// signal state (the postmaster blocks every signal and ignores SIGPIPE, both
+// of which exec would pass on), private file modes, its own process group
+// when it may have to be killed, the working directory, and no inherited
+// descriptor beyond 0-2.
+struct ChildSetup : bp::extend::handler {
+    int stdin_fd = -1; // -1: inherit ours
+    int stdout_fd = -1;
+    const char* directory = nullptr;
+    bool own_group = false;
+    pid_t* failed_pid = nullptr; // where a child that failed after fork is left to reap
+
+    template <typename Executor>
+    void on_exec_setup(Executor& exec) const {
+        if ((stdin_fd >= 0 && dup2(stdin_fd, STDIN_FILENO) < 0) ||
+            (stdout_fd >= 0 && dup2(stdout_fd, STDOUT_FILENO) < 0))
+            fail(exec, "dup2");
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        signal(SIGPIPE, SIG_DFL);
+        // A wrap command creates the key file: keep it private from the
+        // start; the library sets its final mode afterwards.
+        umask(077);
+        if (own_group && setpgid(0, 0) != 0)
+            fail(exec, "setpgid");
+        if (directory != nullptr && chdir(directory) != 0)
+            fail(exec, "chdir");
+        mark_cloexec_from_3();
+    }
+
+    template <typename Executor>
+    void on_error(Executor& exec, const std::error_code&) const {
+        if (failed_pid != nullptr)
+            *failed_pid = exec.pid;
+    }
+
+    template <typename Executor>
+    [[noreturn]] void fail(Executor& exec, const char* what) const {
+        exec.set_error(std::error_code(errno, std::system_category()), what);
+        _exit(127);
+    }
+};
+
+using Clock = std::chrono::steady_clock;
+
+// No deadline when the timeout is 0.
+class Deadline {
+public:
+    explicit Deadline(int seconds) {
+        if (seconds > 0)
+            at_ = Clock::now() + std::chrono::seconds(seconds);
+    }
+    bool active() const { return at_.has_value(); }
+    // For poll(): -1 without a deadline, else the milliseconds left (0 once past).
+    int remaining_ms() const {
+        if (!at_)
+            return -1;
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(*at_ - Clock::now()).count();
+        return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+    }
+
+private:
+    std::optional<Clock::time_point> at_;
+};
+
+// A started command. It is reaped exactly once; if we leave early (an
+// exception), it is killed first so that no child outlives the call.
+class Running {
+public:
+    Running(pid_t pid, bool own_group) : pid_(pid), own_group_(own_group) {}
+    ~Running() {
+        if (!reaped_) {
+            try {
+                kill_and_reap();
+            } catch (const Error&) {
+                // Already reaped by someone else: nothing left to kill.
+            }
+        }
+    }
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+
+    int status() const { return status_; }
+
+    void kill_and_reap() {
+        if (own_group_)
+            killpg(pid_, SIGKILL);
+        else
+            kill(pid_, SIGKILL);
+        wait_blocking();
+    }
+
+    // False when the deadline passed first.
+    bool wait(const Deadline& deadline) {
+        if (!deadline.active()) {
+            wait_blocking();
+            return true;
+        }
+        // A pidfd becomes readable when the process exits: no polling delay.
+        Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+        int backoff_ms = 1;
+        for (;;) {
+            if (try_reap())
+                return true;
+            int left = deadline.remaining_ms();
+            if (left == 0)
+                return false;
+            if (pidfd.get() >= 0) {
+                pollfd p{pidfd.get(), POLLIN, 0};
+                if (poll(&p, 1, left) < 0 && errno != EINTR)
+                    throw_io_error("could not wait for child process", errno);
+            } else {
+                usleep(static_cast<useconds_t>(std::min(backoff_ms, left)) * 1000);
+                backoff_ms = std::min(backoff_ms * 2, 50);
+            }
+        }
+    }
+
+private:
+    bool try_reap() {
+        int st;
+        pid_t r;
+        while ((r = waitpid(pid_, &st, WNOHANG)) < 0 && errno == EINTR) {
+        }
+        if (r < 0)
+            lost();
+        if (r == 0)
+            return false;
+        status_ = st;
+        reaped_ = true;
+        return true;
+    }
+
+    void wait_blocking() {
+        int st;
+        while (waitpid(pid_, &st, 0) < 0) {
+            if (errno != EINTR)
+                lost();
+        }
+        status_ = st;
+        reaped_ = true;
+    }
+
+    // Someone else reaped our child (SIGCHLD ignored, or a reaper calling
+    // waitpid(-1)): its status is gone.
+    void lost() {
+        int e = errno;
+        reaped_ = true;
+        throw Error(ErrorCode::internal, "could not get the exit status of a key command",
+                    std::string("waitpid failed: ") + std::strerror(e) + ".");
+    }
+
+    pid_t pid_;
+    bool own_group_;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+std::string seconds_text(int n) {
+    return std::to_string(n) + (n == 1 ? " second" : " seconds");
+}
+
+[[noreturn]] void throw_timeout(Role role, int seconds) {
+    throw Error(ErrorCode::command_timeout, std::string(role_name(role)) + " timed out",
+                "The command did not finish within " + seconds_text(seconds) + " and was killed.",
+                "A command run with a timeout cannot prompt for a passphrase on the terminal.");
+}
+
+void check_status(Role role, int status) {
+    std::string message = std::string(role_name(role)) + " failed";
+    if (WIFEXITED(status)) {
+        int code = WEXITSTATUS(status);
+        if (code == 0)
+            return;
+        std::string detail = "The command exited with status " + std::to_string(code) + ".";
+        std::string hint;
+        if (code == 126)
+            hint = "The shell found a program named in the command but could not execute it.";
+        else if (code == 127)
+            hint = "The shell could not find a program named in the command.";
+        else if (code > 128 && code < 128 + NSIG)
+            hint = "A program in the command was probably terminated by signal " +
+                   std::to_string(code - 128) + ": " + strsignal(code - 128) + ".";
+        throw Error(ErrorCode::command_failed, message, detail, hint);
+    }
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        throw Error(ErrorCode::command_signaled, message,
+                    "The command was terminated by signal " + std::to_string(sig) + ": " +
+                        strsignal(sig) + ".");
+    }
+    throw Error(ErrorCode::internal, message,
+                "The command ended with unrecognized status " + std::to_string(status) + ".");
+}
+
+// Starts `shell -c command` with the given descriptors as its stdin/stdout.
+pid_t spawn(Role role, const std::string& command, const RunOptions& options, int stdin_fd,
+            int stdout_fd) {
+    const std::string& dir = options.working_directory;
+    struct stat st;
+    if (!dir.empty() && stat(dir.c_str(), &st) != 0)
+        throw spawn_error(role, "Could not use \"" + dir +
+                                    "\" as its working directory: " + std::strerror(errno) + ".");
+
+    std::string shell = command_shell();
+    std::vector<std::string> args;
+    if (shell == "/bin/bash") // a failing stage fails the pipeline
+        args = {"-o", "pipefail"};
+    args.push_back("-c");
+    args.push_back(command);
+
+    pid_t failed_pid = -1;
+    ChildSetup setup;
+    setup.stdin_fd = stdin_fd;
+    setup.stdout_fd = stdout_fd;
+    setup.directory = dir.empty() ? nullptr : dir.c_str();
+    setup.own_group = options.timeout_seconds > 0;
+    setup.failed_pid = &failed_pid;
+
+    std::error_code ec;
+    bp::child child(bp::exe = shell, bp::args = args, setup, ec);
+    if (ec) {
+        // The child may have exited after fork (exec or setup failed).
+        if (failed_pid > 0)
+            while (waitpid(failed_pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        throw spawn_error(role, "Could not run the shell " + shell + ": " + ec.message() + ".");
+    }
+    pid_t pid = child.id();
+    child.detach(); // reaped by Running
+    return pid;
+}
+
+// SIGPIPE blocked in this thread only while we write to the child: a reader
+// that went away then gives EPIPE instead of killing the process. A SIGPIPE
+// our write raised is consumed; one that was pending before is left alone.
+class SigpipeBlock {
+public:
+    SigpipeBlock() {
+        sigemptyset(&pipe_set_);
+        sigaddset(&pipe_set_, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set_, &old_);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    }
+    ~SigpipeBlock() {
+        if (!was_pending_) {
+            sigset_t pending;
+            sigpending(&pending);
+            if (sigismember(&pending, SIGPIPE) == 1) {
+                timespec zero{0, 0};
+                while (sigtimedwait(&pipe_set_, nullptr, &zero) < 0 && errno == EINTR) {
+                }
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    SigpipeBlock(const SigpipeBlock&) = delete;
+    SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+
+private:
+    sigset_t pipe_set_;
+    sigset_t old_;
+    bool was_pending_ = false;
+};
+
+enum class WriteResult { done, reader_gone, timed_out };
+
+WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t size,
+                      const Deadline& deadline) {
+    SigpipeBlock block;
+    std::size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd, data + done, size - done);
+        if (n > 0) {
+            done += static_cast<std::size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EPIPE)
+            return WriteResult::reader_gone;
+        if (n < 0 && errno == EAGAIN) {
+            pollfd p{fd, POLLOUT, 0};
+            int r = poll(&p, 1, deadline.remaining_ms());
+            if (r == 0)
+                return WriteResult::timed_out;
+            if (r < 0 && errno != EINTR)
+                throw_io_error(std::string("could not write to ") + role_name(role), errno);
+            continue;
+        }
+        throw_io_error(std::string("could not write to ") + role_name(role), errno);
+    }
+    return WriteResult::done;
+}
+
+} // namespace
+
+void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
+              const RunOptions& options) {
+    const Role role = Role::wrap;
+    Deadline deadline(options.timeout_seconds);
+    Fd child_stdin, to_child;
+    make_pipe(role, child_stdin, to_child);
+    if (fcntl(to_child.get(), F_SETFL, O_NONBLOCK) != 0)
+        throw spawn_error(role,
+                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
+
+    Running child(spawn(role, expanded_command, options, child_stdin.get(), -1),
+                  options.timeout_seconds > 0);
+    // Our copy of the read end stays open so that, after the command exits,
+    // what it left unread is still there to be counted. A key always fits in
+    // the pipe at once, so the write cannot block on a reader that is gone.
+    Fd probe;
+    if (key.size() <= PIPE_BUF)
+        probe = std::move(child_stdin);
+    child_stdin.reset();
+
+    WriteResult written = write_all(role, to_child.get(), key.data(), key.size(), deadline);
+    to_child.reset(); // EOF
+    if (written == WriteResult::timed_out || !child.wait(deadline)) {
+        child.kill_and_reap();
+        throw_timeout(role, options.timeout_seconds);
+    }
+    check_status(role, child.status());
+
+    int unread = 0;
+    if (probe.get() >= 0 && ioctl(probe.get(), FIONREAD, &unread) != 0)
+        unread = 0;
+    if (written == WriteResult::reader_gone || unread > 0)
+        throw Error(ErrorCode::command_failed,
+                    std::string(role_name(role)) + " did not read the whole key",
+                    "The command exited successfully without reading all " +
+                        std::to_string(key.size()) + " bytes of the key from its standard input.",
+                    "A wrap command must read the plaintext key from standard input until "
+                    "end of file.");
+}
+
+SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
+                        const RunOptions& options) {
+    const Role role = Role::unwrap;
+    Deadline deadline(options.timeout_seconds);
+    Fd from_child, child_stdout;
+    make_pipe(role, from_child, child_stdout);
+
+    Running child(spawn(role, expanded_command, options, -1, child_stdout.get()),
+                  options.timeout_seconds > 0);
+    child_stdout.reset(); // so that we see EOF when the command is done
+
+    SecureBuffer output(max_output);
+    std::size_t total = 0;
+    // Output beyond max_output is read and dropped so that the command never
+    // blocks on a full pipe; it may be key material too, hence the wipe.
+    unsigned char discard[4096];
+    bool timed_out = false;
+    for (;;) {
+        pollfd p{from_child.get(), POLLIN, 0};
+        int r = poll(&p, 1, deadline.remaining_ms());
+        if (r == 0) {
+            timed_out = true;
+            break;
+        }
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            throw_io_error(std::string("could not read from ") + role_name(role), errno);
+        }
+        std::size_t room = output.capacity() - output.size();
+        ssize_t n = room > 0 ? read(from_child.get(), output.data() + output.size(), room)
+                             : read(from_child.get(), discard, sizeof discard);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            throw_io_error(std::string("could not read from ") + role_name(role), errno);
+        }
+        if (room > 0)
+            output.resize(output.size() + static_cast<std::size_t>(n));
+        else
+            OPENSSL_cleanse(discard, static_cast<std::size_t>(n));
+        total += static_cast<std::size_t>(n);
+    }
+    from_child.reset();
+
+    if (timed_out || !child.wait(deadline)) {
+        child.kill_and_reap();
+        throw_timeout(role, options.timeout_seconds);
+    }
+    check_status(role, child.status());
+    if (total > max_output)
+        throw Error(ErrorCode::output_long,
+                    std::string("data encryption key from ") + role_name(role) + " is too long",
+                    "Expected at most " + std::to_string(max_output) + " bytes, got " +
+                        std::to_string(total) + ".",
+                    "An unwrap command must write exactly the plaintext key to its standard "
+                    "output, and nothing else.");
+    return output;
+}
+
+} // namespace fe_datakey

@@ -1,0 +1,343 @@
+// The command runner: expansion, path safety and real shell commands.
+#include "fe_datakey/command.hpp"
+#include "fe_datakey/error.hpp"
+
+#include "temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <functional>
+#include <pthread.h>
+#include <set>
+#include <string>
+#include <unistd.h>
+
+using namespace fe_datakey;
+
+namespace {
+
+SecureBuffer buffer_of(const std::string& s) {
+    SecureBuffer b(s.size() + 1);
+    b.resize(s.size());
+    std::memcpy(b.data(), s.data(), s.size());
+    return b;
+}
+
+std::string text_of(const SecureBuffer& b) {
+    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+}
+
+// The error `f` throws, or an `ok` one when it throws none.
+Error error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e;
+    }
+    return Error(ErrorCode::ok, "no error");
+}
+
+void expect_not_in_error(const Error& e, const std::string& secret) {
+    for (const std::string* s : {&e.message(), &e.detail(), &e.hint()})
+        EXPECT_EQ(s->find(secret), std::string::npos) << *s;
+    EXPECT_EQ(std::string(e.what()).find(secret), std::string::npos);
+}
+
+// Live (not zombie) processes in process group `pgid`.
+int live_processes_in_group(pid_t pgid) {
+    int count = 0;
+    DIR* proc = opendir("/proc");
+    while (dirent* entry = readdir(proc)) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9')
+            continue;
+        std::string stat = read_text(std::string("/proc/") + entry->d_name + "/stat");
+        std::size_t paren = stat.rfind(')');
+        if (paren == std::string::npos)
+            continue;
+        char state;
+        int ppid, pgrp;
+        if (std::sscanf(stat.c_str() + paren + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+            pgrp == pgid && state != 'Z' && state != 'X')
+            count++;
+    }
+    closedir(proc);
+    return count;
+}
+
+bool have_bash() {
+    return access("/bin/bash", X_OK) == 0;
+}
+
+class Runner : public ::testing::Test {
+protected:
+    TempDir dir;
+    RunOptions opts() const {
+        RunOptions o;
+        o.working_directory = dir.path();
+        return o;
+    }
+};
+
+} // namespace
+
+TEST(ExpandCommand, ReplacesPercentPAndPercentPercent) {
+    EXPECT_EQ(expand_command("cat \"%p\"", "pg_encryption/key.bin"),
+              "cat \"pg_encryption/key.bin\"");
+    EXPECT_EQ(expand_command("%p %p", "x"), "x x");
+    EXPECT_EQ(expand_command("100%%", "x"), "100%");
+    EXPECT_EQ(expand_command("%%p", "x"), "%p");
+    EXPECT_EQ(expand_command("%%%p", "x"), "%x");
+    EXPECT_EQ(expand_command("date +%s %x", "x"), "date +%s %x");
+    EXPECT_EQ(expand_command("trailing %", "x"), "trailing %");
+    EXPECT_EQ(expand_command("%", "x"), "%");
+    EXPECT_EQ(expand_command("", "x"), "");
+    // The path is inserted as it is, not expanded again.
+    EXPECT_EQ(expand_command("%p", "a%pb%%"), "a%pb%%");
+}
+
+TEST(CheckPath, RefusesCharactersThatBreakDoubleQuotes) {
+    for (const char* bad : {"a\"b", "a$b", "a`b", "a\\b", "a\nb", "$HOME/key"}) {
+        Error e = error_of([&] { check_path_is_shell_safe(bad); });
+        EXPECT_EQ(e.code(), ErrorCode::unsafe_path) << bad;
+    }
+    for (const char* good : {"/a/b c/key.bin", "it's here", "pg_encryption/key.bin", "a%b!#&*"})
+        EXPECT_NO_THROW(check_path_is_shell_safe(good)) << good;
+}
+
+TEST(Command, NamesAndShell) {
+    EXPECT_STREQ(role_name(Role::wrap), "key wrap command");
+    EXPECT_STREQ(role_name(Role::unwrap), "key unwrap command");
+    EXPECT_TRUE(is_plaintext_mode("-"));
+    EXPECT_FALSE(is_plaintext_mode("- "));
+    EXPECT_FALSE(is_plaintext_mode(""));
+    EXPECT_EQ(command_shell(), have_bash() ? "/bin/bash" : "/bin/sh");
+}
+
+TEST_F(Runner, WrapWritesTheKeyThroughStdinInTheWorkingDirectory) {
+    static const char raw[] = "binary\0key\xff\n bytes";
+    std::string key(raw, sizeof raw - 1);
+    run_wrap(expand_command("cat > \"%p\"", "out.bin"), buffer_of(key), opts());
+    EXPECT_EQ(read_text(dir / "out.bin"), key);
+}
+
+TEST_F(Runner, UnwrapCapturesRawBytesWithNul) {
+    static const char raw[] = "\0\0abc\0\xff\xfe\n";
+    std::string key(raw, sizeof raw - 1);
+    write_text(dir / "in.bin", key);
+    SecureBuffer out = run_unwrap("cat in.bin", 100, opts());
+    EXPECT_EQ(text_of(out), key);
+    EXPECT_EQ(out.capacity(), 100u);
+}
+
+TEST_F(Runner, UnwrapOfNothingIsEmpty) {
+    EXPECT_EQ(run_unwrap("true", 100, opts()).size(), 0u);
+}
+
+TEST_F(Runner, UnwrapTooMuchOutputIsDrainedAndReported) {
+    // Larger than a pipe buffer: the command must not block on a full pipe.
+    Error e = error_of([&] { run_unwrap("head -c 300000 /dev/zero", 97, opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::output_long);
+    EXPECT_NE(e.detail().find("got 300000"), std::string::npos) << e.detail();
+}
+
+TEST_F(Runner, NonZeroExitFails) {
+    Error w = error_of([&] { run_wrap("cat >/dev/null; exit 3", buffer_of("k"), opts()); });
+    EXPECT_EQ(w.code(), ErrorCode::command_failed);
+    EXPECT_EQ(w.message(), "key wrap command failed");
+    EXPECT_EQ(w.detail(), "The command exited with status 3.");
+
+    Error u = error_of([&] { run_unwrap("echo partial; exit 4", 100, opts()); });
+    EXPECT_EQ(u.code(), ErrorCode::command_failed);
+    EXPECT_EQ(u.message(), "key unwrap command failed");
+    EXPECT_EQ(u.detail(), "The command exited with status 4.");
+}
+
+TEST_F(Runner, CommandNotFoundHasAHint) {
+    Error e = error_of([&] { run_unwrap("no-such-program-fe-datakey", 100, opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::command_failed);
+    EXPECT_EQ(e.detail(), "The command exited with status 127.");
+    EXPECT_FALSE(e.hint().empty());
+}
+
+TEST_F(Runner, FailingFirstStageOfAPipelineFailsTheWrap) {
+    if (!have_bash())
+        GTEST_SKIP() << "no /bin/bash: /bin/sh has no pipefail";
+    Error e = error_of([&] {
+        run_wrap(expand_command("false | cat > \"%p\"", "out.bin"), buffer_of("k"), opts());
+    });
+    EXPECT_EQ(e.code(), ErrorCode::command_failed);
+    EXPECT_EQ(e.detail(), "The command exited with status 1.");
+}
+
+TEST_F(Runner, DeathBySignalIsReported) {
+    Error w = error_of([&] { run_wrap("cat >/dev/null; kill -9 $$", buffer_of("k"), opts()); });
+    EXPECT_EQ(w.code(), ErrorCode::command_signaled);
+    EXPECT_NE(w.detail().find("signal 9"), std::string::npos) << w.detail();
+    EXPECT_NE(w.detail().find(strsignal(SIGKILL)), std::string::npos) << w.detail();
+
+    Error u = error_of([&] { run_unwrap("kill -TERM $$", 100, opts()); });
+    EXPECT_EQ(u.code(), ErrorCode::command_signaled);
+    EXPECT_NE(u.detail().find("signal 15"), std::string::npos) << u.detail();
+}
+
+TEST_F(Runner, UnwrapTimeoutKillsTheWholeProcessGroup) {
+    RunOptions o = opts();
+    o.timeout_seconds = 1;
+    auto start = std::chrono::steady_clock::now();
+    // The shell records its process group and waits for a child that holds
+    // stdout open: both must be gone after the timeout.
+    Error e = error_of([&] { run_unwrap("echo $$ > pgid; sleep 30; true", 100, o); });
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(e.code(), ErrorCode::command_timeout);
+    EXPECT_EQ(e.message(), "key unwrap command timed out");
+    EXPECT_GE(elapsed, 0.9);
+    EXPECT_LT(elapsed, 5.0);
+    pid_t pgid = std::stoi(read_text(dir / "pgid"));
+    ASSERT_GT(pgid, 1);
+    // SIGKILL is delivered asynchronously to the orphaned sleep: allow a moment.
+    for (int i = 0; i < 100 && live_processes_in_group(pgid) > 0; i++)
+        usleep(10000);
+    EXPECT_EQ(live_processes_in_group(pgid), 0);
+}
+
+TEST_F(Runner, WrapTimeoutKillsTheCommand) {
+    RunOptions o = opts();
+    o.timeout_seconds = 1;
+    auto start = std::chrono::steady_clock::now();
+    Error e = error_of(
+        [&] { run_wrap("echo $$ > pgid; cat > /dev/null; sleep 30; true", buffer_of("k"), o); });
+    double elapsed =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(e.code(), ErrorCode::command_timeout);
+    EXPECT_LT(elapsed, 5.0);
+    pid_t pgid = std::stoi(read_text(dir / "pgid"));
+    for (int i = 0; i < 100 && live_processes_in_group(pgid) > 0; i++)
+        usleep(10000);
+    EXPECT_EQ(live_processes_in_group(pgid), 0);
+}
+
+TEST_F(Runner, TimeoutIsNotHitByAFastCommand) {
+    RunOptions o = opts();
+    o.timeout_seconds = 5;
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(text_of(run_unwrap("printf abc", 10, o)), "abc");
+    run_wrap("cat > out", buffer_of("xyz"), o);
+    EXPECT_EQ(read_text(dir / "out"), "xyz");
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2);
+}
+
+TEST_F(Runner, WrapThatDoesNotReadTheKeyFails) {
+    for (const char* command : {"true", "sleep 0.2", "exec 0<&-; sleep 0.1; echo x > out"}) {
+        Error e = error_of([&] { run_wrap(command, buffer_of(std::string(64, 'k')), opts()); });
+        EXPECT_EQ(e.code(), ErrorCode::command_failed) << command;
+        EXPECT_EQ(e.message(), "key wrap command did not read the whole key") << command;
+        EXPECT_NE(e.detail().find("64 bytes"), std::string::npos) << e.detail();
+    }
+}
+
+TEST_F(Runner, WrapReaderGoneGivesEpipeNotSigpipe) {
+    // Larger than a pipe buffer, so the write must still be going when the
+    // command closes its stdin: EPIPE. Without SIGPIPE blocked around the
+    // write this test process would be killed.
+    SecureBuffer big(300000);
+    big.resize(300000);
+    Error e = error_of([&] { run_wrap("exec 0<&-; sleep 0.2", big, opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::command_failed);
+    EXPECT_EQ(e.message(), "key wrap command did not read the whole key");
+    sigset_t pending;
+    sigpending(&pending);
+    EXPECT_FALSE(sigismember(&pending, SIGPIPE));
+}
+
+TEST_F(Runner, ChildDoesNotInheritDescriptors) {
+    write_text(dir / "leak-canary", "x");
+    int leaked = open((dir / "leak-canary").c_str(), O_RDONLY); // deliberately not O_CLOEXEC
+    ASSERT_GE(leaked, 3);
+    auto check_listing = [&](const std::string& listing) {
+        // `ls -l /proc/self/fd`: fds 0-2 are ours to give; anything else may
+        // only be the directory ls itself is reading.
+        std::set<int> others;
+        std::size_t pos = 0;
+        while ((pos = listing.find(" -> ", pos)) != std::string::npos) {
+            std::size_t start = listing.rfind(' ', pos - 1) + 1;
+            int fd = std::stoi(listing.substr(start, pos - start));
+            std::size_t end = listing.find('\n', pos);
+            std::string target = listing.substr(pos + 4, end - pos - 4);
+            if (fd > 2) {
+                EXPECT_NE(target.find("/proc/"), std::string::npos) << fd << " -> " << target;
+            }
+            pos = end;
+        }
+        EXPECT_EQ(listing.find("leak-canary"), std::string::npos) << listing;
+        EXPECT_NE(listing.find(" 0 -> "), std::string::npos) << listing;
+    };
+    SecureBuffer out = run_unwrap("ls -l /proc/self/fd/", 100000, opts());
+    check_listing(text_of(out));
+    run_wrap("ls -l /proc/self/fd/ > listing; cat > /dev/null", buffer_of("k"), opts());
+    check_listing(read_text(dir / "listing"));
+    close(leaked);
+}
+
+TEST_F(Runner, ChildGetsANormalSignalState) {
+    // As in the postmaster: signals blocked and SIGPIPE ignored in the caller.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    struct sigaction ignore {
+    }, saved{};
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ignore, &saved);
+    SecureBuffer out(0);
+    Error e = error_of(
+        [&] { out = run_unwrap("grep -E '^Sig(Blk|Ign)' /proc/self/status", 1000, opts()); });
+    sigaction(SIGPIPE, &saved, nullptr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ASSERT_EQ(e.code(), ErrorCode::ok) << e.message();
+    std::string status = text_of(out);
+    EXPECT_NE(status.find("SigBlk:\t0000000000000000"), std::string::npos) << status;
+    std::size_t ign = status.find("SigIgn:\t");
+    ASSERT_NE(ign, std::string::npos);
+    unsigned long long mask = std::stoull(status.substr(ign + 8, 16), nullptr, 16);
+    EXPECT_EQ(mask & (1ULL << (SIGPIPE - 1)), 0u) << status;
+}
+
+TEST_F(Runner, MessagesNeverContainTheCommand) {
+    const std::string secret = "xyzzy-passphrase-123";
+    std::string failing = "echo " + secret + " > /dev/null; cat > /dev/null; exit 2";
+    expect_not_in_error(error_of([&] { run_wrap(failing, buffer_of("k"), opts()); }), secret);
+    expect_not_in_error(error_of([&] { run_unwrap("echo " + secret + "; exit 2", 100, opts()); }),
+                        secret);
+    expect_not_in_error(error_of([&] { run_unwrap(": " + secret + "; kill -9 $$", 100, opts()); }),
+                        secret);
+    expect_not_in_error(error_of([&] { run_wrap(": " + secret, buffer_of("k"), opts()); }), secret);
+    RunOptions o = opts();
+    o.timeout_seconds = 1;
+    expect_not_in_error(error_of([&] { run_unwrap("sleep 5; : " + secret, 100, o); }), secret);
+    o.working_directory = dir / "missing";
+    Error spawn = error_of([&] { run_unwrap(": " + secret, 100, o); });
+    EXPECT_EQ(spawn.code(), ErrorCode::spawn_failed);
+    expect_not_in_error(spawn, secret);
+}
+
+TEST_F(Runner, MissingWorkingDirectoryIsASpawnFailure) {
+    RunOptions o = opts();
+    o.working_directory = dir / "no-such-dir";
+    Error e = error_of([&] { run_wrap("cat > out", buffer_of("k"), o); });
+    EXPECT_EQ(e.code(), ErrorCode::spawn_failed);
+    EXPECT_EQ(e.message(), "could not start key wrap command");
+}
+
+TEST_F(Runner, ChildCreatesPrivateFiles) {
+    // A wrap command's output file must never be readable by others, even
+    // for a moment and whatever our own umask is.
+    mode_t old = umask(0);
+    SecureBuffer out = run_unwrap("umask", 100, opts());
+    umask(old);
+    EXPECT_EQ(text_of(out), "0077\n");
+}
