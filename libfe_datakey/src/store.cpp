@@ -1,0 +1,352 @@
+// The key files inside a data directory, written the way PostgreSQL's
+// durable_rename() writes files: temporary name, fsync, rename, fsync of the
+// directory, so that a crash or a failed command never leaves a partial key.
+#include "fe_datakey/store.hpp"
+
+#include "fe_datakey/error.hpp"
+
+#include <openssl/crypto.h>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <filesystem>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fe_datakey {
+
+namespace {
+
+// Generous: anything up to this is read, so that a wrong length is reported
+// with the exact byte count.
+constexpr std::size_t key_read_limit = 4096;
+constexpr std::size_t check_read_limit = 4096;
+
+std::string join(const std::string& dir, const std::string& rel) {
+    return dir.empty() ? rel : dir + "/" + rel;
+}
+
+std::string parent_directory(const std::string& path) {
+    std::string parent = std::filesystem::path(path).parent_path().string();
+    return parent.empty() ? "." : parent;
+}
+
+mode_t directory_mode(bool group) {
+    return group ? 0750 : 0700;
+}
+mode_t file_mode(bool group) {
+    return group ? 0640 : 0600;
+}
+
+std::string in_quotes(const std::string& path) {
+    return "\"" + path + "\"";
+}
+
+// An open descriptor, closed on every path out.
+class FileHandle {
+public:
+    explicit FileHandle(int fd) : fd_(fd) {}
+    ~FileHandle() {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+    FileHandle(const FileHandle&) = delete;
+    FileHandle& operator=(const FileHandle&) = delete;
+    int get() const { return fd_; }
+    // close() can report a delayed write error: check it when writing.
+    void close_checked(const std::string& path) {
+        int fd = fd_;
+        fd_ = -1;
+        if (::close(fd) != 0)
+            throw_io_error("could not close file " + in_quotes(path), errno);
+    }
+
+private:
+    int fd_;
+};
+
+void remove_if_exists(const std::string& path) {
+    if (unlink(path.c_str()) != 0 && errno != ENOENT)
+        throw_io_error("could not remove file " + in_quotes(path), errno);
+}
+
+void durable_rename(const std::string& from, const std::string& to) {
+    if (rename(from.c_str(), to.c_str()) != 0)
+        throw_io_error("could not rename file " + in_quotes(from) + " to " + in_quotes(to), errno);
+    fsync_path(parent_directory(to), true);
+}
+
+void write_bytes_durably(const std::string& datadir, const std::string& relpath,
+                         const unsigned char* data, std::size_t size) {
+    std::string path = join(datadir, relpath);
+    std::string tmp = path + ".tmp";
+    mode_t mode = file_mode(group_access(datadir));
+    remove_if_exists(tmp);
+    try {
+        FileHandle fd(
+            open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
+        if (fd.get() < 0)
+            throw_io_error("could not create file " + in_quotes(tmp), errno);
+        // The umask may have taken bits away; the mode is ours to decide.
+        if (fchmod(fd.get(), mode) != 0)
+            throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
+        std::size_t done = 0;
+        while (done < size) {
+            ssize_t n = write(fd.get(), data + done, size - done);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                throw_io_error("could not write file " + in_quotes(tmp), n < 0 ? errno : ENOSPC);
+            done += static_cast<std::size_t>(n);
+        }
+        if (fsync(fd.get()) != 0)
+            throw_io_error("could not fsync file " + in_quotes(tmp), errno);
+        fd.close_checked(tmp);
+        durable_rename(tmp, path);
+    } catch (...) {
+        unlink(tmp.c_str());
+        throw;
+    }
+}
+
+// Reads a plaintext key file ("-" mode) straight into locked memory.
+SecureBuffer read_key_file(const std::string& path) {
+    FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0)
+        throw_io_error("could not open file " + in_quotes(path), errno);
+    SecureBuffer buf(key_read_limit);
+    for (;;) {
+        std::size_t room = buf.capacity() - buf.size();
+        if (room == 0)
+            break;
+        ssize_t n = read(fd.get(), buf.data() + buf.size(), room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw_io_error("could not read file " + in_quotes(path), errno);
+        if (n == 0)
+            return buf;
+        buf.resize(buf.size() + static_cast<std::size_t>(n));
+    }
+    struct stat st;
+    std::size_t size = fstat(fd.get(), &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
+    throw Error(ErrorCode::output_long, "key file " + in_quotes(path) + " is too long",
+                "Expected at most " + std::to_string(key_read_limit) + " bytes, got " +
+                    (size > key_read_limit ? std::to_string(size) : "more") + ".");
+}
+
+SecureBuffer read_plaintext_key(const std::string& path) {
+    SecureBuffer buf = read_key_file(path);
+    if (buf.size() == 0)
+        throw Error(ErrorCode::output_empty, "key file " + in_quotes(path) + " is empty");
+    return buf;
+}
+
+// The key check at `path`, or nothing when the file does not exist.
+std::optional<KeyCheck> read_check_file(const std::string& path) {
+    FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        throw_io_error("could not open file " + in_quotes(path), errno);
+    }
+    std::string text;
+    char buf[512];
+    for (;;) {
+        ssize_t n = read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw_io_error("could not read file " + in_quotes(path), errno);
+        if (n == 0)
+            break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > check_read_limit)
+            throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+                        "The file is larger than " + std::to_string(check_read_limit) + " bytes.");
+    }
+    try {
+        return KeyCheck::parse(text);
+    } catch (const Error& e) {
+        throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+                    e.detail(), e.hint());
+    }
+}
+
+void require_file(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0)
+        throw_io_error("could not access file " + in_quotes(path), errno);
+}
+
+} // namespace
+
+bool is_encrypted(const std::string& datadir) {
+    struct stat st;
+    return stat(join(datadir, key_file).c_str(), &st) == 0;
+}
+
+bool group_access(const std::string& datadir) {
+    struct stat st;
+    if (stat(datadir.c_str(), &st) != 0)
+        throw_io_error("could not stat directory " + in_quotes(datadir), errno);
+    return (st.st_mode & S_IRGRP) != 0;
+}
+
+void fsync_path(const std::string& path, bool is_directory) {
+    int flags = O_RDONLY | O_CLOEXEC | (is_directory ? O_DIRECTORY : 0);
+    FileHandle fd(open(path.c_str(), flags));
+    if (fd.get() < 0)
+        throw_io_error(std::string("could not open ") + (is_directory ? "directory " : "file ") +
+                           in_quotes(path),
+                       errno);
+    // Some file systems cannot fsync a directory; PostgreSQL ignores that too.
+    if (fsync(fd.get()) != 0 && !(is_directory && (errno == EBADF || errno == EINVAL)))
+        throw_io_error("could not fsync file " + in_quotes(path), errno);
+}
+
+void write_file_durably(const std::string& datadir, const std::string& relpath,
+                        const std::string& data) {
+    write_bytes_durably(datadir, relpath, reinterpret_cast<const unsigned char*>(data.data()),
+                        data.size());
+}
+
+void wrap_key_to(const std::string& datadir, const std::string& relpath,
+                 const std::string& wrap_command, const Key& key, const RunOptions& options) {
+    if (is_plaintext_mode(wrap_command)) {
+        // By design the only case where the plaintext key is written to disk.
+        write_bytes_durably(datadir, relpath, key.bytes().data(), key.bytes().size());
+        return;
+    }
+    std::string tmp_rel = relpath + ".tmp";
+    std::string tmp = join(datadir, tmp_rel);
+    std::string path = join(datadir, relpath);
+    mode_t mode = file_mode(group_access(datadir));
+    remove_if_exists(tmp);
+
+    RunOptions run = options;
+    run.working_directory = datadir.empty() ? "." : datadir;
+    try {
+        run_wrap(expand_command(wrap_command, tmp_rel), key.bytes(), run);
+
+        std::string role = role_name(Role::wrap);
+        FileHandle fd(open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        if (fd.get() < 0 && errno == ENOENT)
+            throw Error(ErrorCode::output_empty, role + " did not write the key file",
+                        "The command succeeded but left no file at " + in_quotes(tmp_rel) + ".",
+                        "A wrap command must write the wrapped key to the file named by %p.");
+        if (fd.get() < 0)
+            throw_io_error("could not open file " + in_quotes(tmp), errno);
+        struct stat st;
+        if (fstat(fd.get(), &st) != 0)
+            throw_io_error("could not stat file " + in_quotes(tmp), errno);
+        if (!S_ISREG(st.st_mode))
+            throw Error(ErrorCode::output_empty, role + " did not write the key file",
+                        "The command left something other than a regular file at " +
+                            in_quotes(tmp_rel) + ".");
+        if (st.st_size == 0)
+            throw Error(ErrorCode::output_empty, role + " wrote an empty key file",
+                        "The command succeeded but the file " + in_quotes(tmp_rel) + " is empty.",
+                        "A wrap command must write the wrapped key to the file named by %p.");
+        if (fchmod(fd.get(), mode) != 0)
+            throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
+        if (fsync(fd.get()) != 0)
+            throw_io_error("could not fsync file " + in_quotes(tmp), errno);
+        fd.close_checked(tmp);
+        durable_rename(tmp, path);
+    } catch (...) {
+        unlink(tmp.c_str());
+        throw;
+    }
+}
+
+void create_key_store(const std::string& datadir, const std::string& wrap_command, const Key& key,
+                      const RunOptions& options) {
+    std::string dir = join(datadir, key_directory);
+    mode_t mode = directory_mode(group_access(datadir));
+    if (mkdir(dir.c_str(), mode) == 0) {
+        fsync_path(datadir.empty() ? "." : datadir, true);
+    } else if (errno != EEXIST) {
+        throw_io_error("could not create directory " + in_quotes(dir), errno);
+    }
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0)
+        throw_io_error("could not stat directory " + in_quotes(dir), errno);
+    if (!S_ISDIR(st.st_mode))
+        throw Error(ErrorCode::io, "could not create directory " + in_quotes(dir),
+                    "A file of that name already exists.");
+    if (chmod(dir.c_str(), mode) != 0)
+        throw_io_error("could not change permissions of directory " + in_quotes(dir), errno);
+
+    // The check first: a key file without its check could not be verified.
+    write_file_durably(datadir, key_check_file, KeyCheck::of(key).serialize());
+    wrap_key_to(datadir, key_file, wrap_command, key, options);
+}
+
+KeyCheck read_key_check(const std::string& datadir) {
+    std::string path = join(datadir, key_check_file);
+    std::optional<KeyCheck> check = read_check_file(path);
+    if (!check)
+        throw Error(ErrorCode::check_invalid, "key check file " + in_quotes(path) + " is missing",
+                    "The data encryption key cannot be verified without it.",
+                    "Restore the file from a backup of this cluster, or recreate it with "
+                    "pg_datakey.");
+    return *check;
+}
+
+Key load_key(const std::string& datadir, const std::string& unwrap_command,
+             const RunOptions& options, const std::string& relpath) {
+    // Before running anything: no prompt for a key that cannot be verified.
+    KeyCheck check = read_key_check(datadir);
+    std::string path = join(datadir, relpath);
+    require_file(path);
+    if (is_plaintext_mode(unwrap_command))
+        return verify_key(read_plaintext_key(path), check, "key file " + in_quotes(path));
+
+    RunOptions run = options;
+    run.working_directory = datadir.empty() ? "." : datadir;
+    SecureBuffer out = run_unwrap(expand_command(unwrap_command, relpath), key_read_limit, run);
+    return verify_key(std::move(out), check, role_name(Role::unwrap));
+}
+
+Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
+                  const RunOptions& options, std::optional<KeyCheck>* check_found) {
+    namespace fs = std::filesystem;
+    fs::path file(key_file_path);
+    fs::path parent = file.parent_path();
+    std::string directory, relpath;
+    if (parent.filename() == key_directory) {
+        // Inside a data directory: run where the cluster's own commands run.
+        fs::path top = parent.parent_path();
+        directory = top.empty() ? "." : top.string();
+        relpath = std::string(key_directory) + "/" + file.filename().string();
+    } else {
+        directory = parent.empty() ? "." : parent.string();
+        relpath = file.filename().string();
+    }
+    check_path_is_shell_safe(directory);
+    check_path_is_shell_safe(relpath);
+    require_file(key_file_path);
+
+    std::optional<KeyCheck> check =
+        read_check_file(join(parent.empty() ? "." : parent.string(), "key.check"));
+
+    SecureBuffer bytes;
+    std::string source;
+    if (is_plaintext_mode(unwrap_command)) {
+        bytes = read_plaintext_key(key_file_path);
+        source = "key file " + in_quotes(key_file_path);
+    } else {
+        RunOptions run = options;
+        run.working_directory = directory;
+        bytes = run_unwrap(expand_command(unwrap_command, relpath), key_read_limit, run);
+        source = role_name(Role::unwrap);
+    }
+    Key key = check ? verify_key(std::move(bytes), *check, source)
+                    : verify_key_length(std::move(bytes), source);
+    if (check_found != nullptr)
+        *check_found = check;
+    return key;
+}
+
+} // namespace fe_datakey
