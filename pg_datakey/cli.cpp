@@ -84,6 +84,27 @@ std::string boost_message(const po::error& e) {
     return e.what();
 }
 
+// Boost.ProgramOptions refuses "--opt=" but an empty command must reach the
+// library, which rejects it with its own message: hand it over as "--opt" "".
+std::vector<std::string> split_empty_values(int argc, const char* const* argv) {
+    std::vector<std::string> args;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") {
+            args.insert(args.end(), argv + i, argv + argc);
+            break;
+        }
+        if (a.size() > 3 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
+            a.find('=') == a.size() - 1) {
+            args.push_back(a.substr(0, a.size() - 1));
+            args.emplace_back();
+        } else {
+            args.push_back(a);
+        }
+    }
+    return args;
+}
+
 } // namespace
 
 Invocation parse_command_line(int argc, const char* const* argv) {
@@ -94,7 +115,7 @@ Invocation parse_command_line(int argc, const char* const* argv) {
     try {
         auto style =
             po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-        po::store(po::command_line_parser(argc, argv)
+        po::store(po::command_line_parser(split_empty_values(argc, argv))
                       .options(desc)
                       .positional(positional)
                       .style(style)
@@ -148,7 +169,7 @@ Invocation parse_command_line(int argc, const char* const* argv) {
         // The library decides what the option and PGDATAKEYUNWRAPCMD mean.
         std::vector<std::string> ours;
         if (vm.count("key-unwrap-command"))
-            ours.push_back("--key-unwrap-command=" + vm["key-unwrap-command"].as<std::string>());
+            ours = {"--key-unwrap-command", vm["key-unwrap-command"].as<std::string>()};
         inv.key_options = fe_datakey::KeyOptions::from_arguments(ours, fe_datakey::option_unwrap);
     }
     if (inv.command == Command::rewrap) {
