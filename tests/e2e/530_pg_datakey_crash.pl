@@ -1,0 +1,137 @@
+# kill -9 of pg_datakey at every step of the rewrap protocol (and of repair):
+# status reports the state, the cluster stays startable or repairable, and
+# after repair the server starts with the data intact.
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use FeDatakey::Datakey;
+
+my $server = server_supported();
+
+# point => [state after the crash, key.bin is the new file, configured command
+#           opens key.bin, outcome of repair]
+my @cases = (
+	[ 'after-unwrap', 'none', 0, 1, 'none' ],
+	[ 'after-wrap', 'uncommitted', 0, 1, 'rolled back' ],
+	[ 'after-verify', 'uncommitted', 0, 1, 'rolled back' ],
+	[ 'killed-wrap-command', 'uncommitted', 0, 1, 'rolled back' ],
+	[ 'after-journal', 'committed', 0, 1, 'completed' ],
+	[ 'after-rename', 'committed', 1, 0, 'completed' ],
+	[ 'after-conf', 'committed', 1, 1, 'completed' ],
+);
+
+for my $case (@cases)
+{
+	my ($point, $state, $is_new, $startable, $outcome) = @$case;
+	my $dir = new_workdir();
+	my $old = passphrase_file($dir, 'old.pass', 'old secret');
+	my $new = passphrase_file($dir, 'new.pass', 'new secret');
+	my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+	my $kcv = datakey_json($pgdata)->{key_check_value};
+	if ($server)
+	{
+		start_server($pgdata, $dir) or BAIL_OUT("server does not start");
+		psql_value($dir, "CREATE TABLE t AS SELECT 'kept'::text AS v");
+		stop_server($pgdata);
+	}
+
+	my $wrap = openssl_wrap($new);
+	my %env;
+	if ($point eq 'killed-wrap-command')
+	{
+		# The wrap command's shell is a child of pg_datakey.
+		$wrap .= '; kill -9 $PPID; sleep 5';
+	}
+	else
+	{
+		%env = (FE_DATAKEY_CRASH_AT => $point);
+	}
+	my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
+		"--new-key-wrap-command=$wrap", '--new-key-unwrap-command=' . openssl_unwrap($new) ],
+		env => \%env);
+	is($rc, -9, "$point: pg_datakey was killed");
+
+	my $status = datakey_json($pgdata);
+	is($status->{rewrap}{state}, $state, "$point: status reports \"$state\"");
+	is($status->{key_check_value}, $kcv, "$point: key check unchanged");
+	if ($state eq 'committed')
+	{
+		is($status->{rewrap}{key_file_is_new} ? 1 : 0, $is_new,
+			"$point: status knows whether key.bin is the new file");
+		my ($src, undef, $serr) = run_datakey([ 'status', '-D', $pgdata ]);
+		like($serr, qr/run "pg_datakey repair" before starting the server/,
+			"$point: status tells to repair");
+	}
+	my ($vrc, undef, $verr) = run_datakey([ 'verify', '-D', $pgdata ]);
+	is($vrc == 0 ? 1 : 0, $startable,
+		"$point: the configured command " . ($startable ? 'opens' : 'does not open') . ' key.bin');
+	($vrc) = run_datakey([ 'verify', '-D', $pgdata,
+		'--key-unwrap-command=' . openssl_unwrap($is_new ? $new : $old) ]);
+	is($vrc, 0, "$point: key.bin opens with the " . ($is_new ? 'new' : 'old') . ' passphrase');
+
+	if ($state eq 'committed')
+	{
+		($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
+			'--new-key-wrap-command=-', '--new-key-unwrap-command=-' ]);
+		is($rc, 10, "$point: a new rewrap is refused until repaired");
+		like($err, qr/hint: Run "pg_datakey repair"/, "$point: with a hint");
+	}
+	if ($server && $startable)
+	{
+		ok(start_server($pgdata, $dir), "$point: server starts before repair");
+		stop_server($pgdata);
+	}
+
+	($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
+	is($rc, 0, "$point: repair succeeds") or diag $err;
+	my %says = (
+		'none' => qr/No interrupted rewrap/,
+		'rolled back' => qr/rolled back/,
+		'completed' => qr/completed/);
+	like($out, $says{$outcome}, "$point: repair $outcome");
+
+	$status = datakey_json($pgdata);
+	is($status->{rewrap}{state}, 'none', "$point: consistent after repair");
+	is_deeply([ sort map { $_->{path} } @{ $status->{files} } ],
+		[ 'pg_encryption', 'pg_encryption/key.bin', 'pg_encryption/key.check',
+			'pg_encryption/rewrap.lock' ], "$point: no debris, no journal");
+	($vrc) = run_datakey([ 'verify', '-D', $pgdata ]);
+	is($vrc, 0, "$point: the configured command opens key.bin after repair");
+	my $now_new = $outcome eq 'completed';
+	($vrc) = run_datakey([ 'verify', '-D', $pgdata,
+		'--key-unwrap-command=' . openssl_unwrap($now_new ? $old : $new) ]);
+	isnt($vrc, 0, "$point: the " . ($now_new ? 'old' : 'unused new') . ' passphrase opens nothing');
+	if ($server)
+	{
+		ok(start_server($pgdata, $dir), "$point: server starts after repair");
+		is(psql_value($dir, 'SELECT v FROM t'), 'kept', "$point: data intact");
+		stop_server($pgdata);
+	}
+	($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-',
+		'--new-key-unwrap-command=-' ]);
+	is($rc, 0, "$point: a later rewrap works");
+}
+
+# A crash inside repair is repaired by running it again.
+{
+	my $dir = new_workdir();
+	my $new = passphrase_file($dir, 'new.pass', 'new secret');
+	my $pgdata = new_cluster($dir, '-', '-');
+	my ($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
+		'--new-key-unwrap-command=' . openssl_unwrap($new) ],
+		env => { FE_DATAKEY_CRASH_AT => 'after-journal' });
+	is($rc, -9, 'repair crash: rewrap killed after the commit');
+	($rc) = run_datakey([ 'repair', '-D', $pgdata ], env => { FE_DATAKEY_CRASH_AT => 'after-rename' });
+	is($rc, -9, 'repair killed after its rename');
+	is(datakey_json($pgdata)->{rewrap}{state}, 'committed', 'still committed');
+	($rc) = run_datakey([ 'repair', '-D', $pgdata ], env => { FE_DATAKEY_CRASH_AT => 'after-conf' });
+	is($rc, -9, 'repair killed after the configuration');
+	my ($rc2, $out) = run_datakey([ 'repair', '-D', $pgdata ]);
+	is($rc2, 0, 'third repair finishes');
+	is(datakey_json($pgdata)->{rewrap}{state}, 'none', 'consistent');
+	($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
+	is($rc, 0, 'the configured command opens the key');
+}
+
+done_testing();
