@@ -66,6 +66,22 @@ Error usage_error(const po::error& e) {
     return Error(ErrorCode::usage, message);
 }
 
+// Boost.ProgramOptions refuses "--opt=" outright, but an empty command must
+// reach validation to get its own error: hand it over as "--opt" "".
+std::vector<std::string> split_empty_values(const std::vector<std::string>& args) {
+    std::vector<std::string> out;
+    for (const auto& a : args) {
+        if (a.size() > 3 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
+            a.find('=') == a.size() - 1) {
+            out.push_back(a.substr(0, a.size() - 1));
+            out.emplace_back();
+        } else {
+            out.push_back(a);
+        }
+    }
+    return out;
+}
+
 bool has_placeholder(const std::string& command) {
     for (std::size_t i = 0; i + 1 < command.size(); ++i) {
         if (command[i] != '%')
@@ -108,7 +124,8 @@ KeyOptions KeyOptions::from_arguments(const std::vector<std::string>& args, unsi
         auto style = po::command_line_style::allow_long |
                      po::command_line_style::long_allow_adjacent |
                      po::command_line_style::long_allow_next;
-        auto parsed = po::command_line_parser(args).options(desc).style(style).run();
+        auto parsed =
+            po::command_line_parser(split_empty_values(args)).options(desc).style(style).run();
         for (const auto& o : parsed.options)
             on_command_line.push_back(o.string_key);
         po::store(parsed, vm);
