@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <utility>
 
@@ -40,7 +41,9 @@ SecureBuffer::SecureBuffer(std::size_t capacity) {
     mapped_ = length;
     capacity_ = capacity;
     // Best effort: RLIMIT_MEMLOCK may be small, and an unlocked key still works.
-    locked_ = mlock(p, length) == 0;
+    // The system call itself, because sanitizers replace mlock() with a no-op
+    // that reports success, and locked() must tell the truth.
+    locked_ = syscall(SYS_mlock, p, length) == 0;
 #ifdef MADV_DONTDUMP
     (void)madvise(p, length, MADV_DONTDUMP);
 #endif
@@ -92,7 +95,7 @@ void SecureBuffer::release() noexcept {
         return;
     OPENSSL_cleanse(data_, mapped_);
     if (locked_)
-        munlock(data_, mapped_);
+        syscall(SYS_munlock, data_, mapped_);
     munmap(data_, mapped_);
     data_ = nullptr;
     size_ = capacity_ = mapped_ = 0;
