@@ -1,0 +1,245 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/build, scripts/test and scripts/update-patches.
+# Source it; it does not change shell options of its own.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+BUILD_DIR=$ROOT/build
+PG_PREFIX=$BUILD_DIR/pg
+PG_SRC=$BUILD_DIR/pg-src
+LOG_DIR=$BUILD_DIR/logs
+PATCH_DIR=$ROOT/patches/pg15
+
+# initdb refuses to run as root: when the scripts run as root, everything
+# that builds or runs PostgreSQL runs as this system user instead.
+PG_USER=fe_datakey
+PG_USER_HOME=/var/lib/$PG_USER
+
+JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+export CCACHE_DIR=$BUILD_DIR/ccache
+# The patched PostgreSQL Makefiles find the library and its adapters with
+# pkg-config, at make time too.
+case ":${PKG_CONFIG_PATH:-}:" in
+*":$PG_PREFIX/lib/pkgconfig:"*) ;;
+*) export PKG_CONFIG_PATH=$PG_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} ;;
+esac
+
+# Debian 12 packages the build and the tests need.
+DEPS=(
+    g++ cmake make pkg-config libssl-dev openssl
+    libboost-dev libboost-program-options-dev libboost-filesystem-dev
+    libgtest-dev libbenchmark-dev
+    libipc-run-perl libio-pty-perl
+    ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
+    acl procps python3 clang-format
+)
+
+step() { printf '==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# True when this process is the unprivileged half of a script that was
+# started as root (see reexec_as_pg_user).
+is_delegated() { [[ ${FE_DATAKEY_DELEGATED:-} == 1 ]]; }
+
+# run_logged LOGNAME CMD...: run CMD with its output in build/logs/LOGNAME.log;
+# on failure show the end of the log and return the command's status.
+run_logged() {
+    local log=$LOG_DIR/$1.log
+    shift
+    mkdir -p "$LOG_DIR"
+    local rc=0
+    "$@" >"$log" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        printf 'error: "%s" failed (exit %d); last lines of %s:\n' "$*" "$rc" "${log#"$ROOT"/}" >&2
+        tail -n 40 "$log" | sed 's/^/    /' >&2
+    fi
+    return "$rc"
+}
+
+# Seconds since the epoch with a fraction, for timings.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+# --- packages ----------------------------------------------------------------
+
+missing_deps() {
+    local installed
+    installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${DEPS[@]}" 2>/dev/null |
+        awk '$2 == "ii" { print $1 }')
+    local p
+    for p in "${DEPS[@]}"; do
+        grep -qxF "$p" <<<"$installed" || printf '%s\n' "$p"
+    done
+}
+
+APT_UPDATED=0
+apt_update() {
+    ((APT_UPDATED)) && return 0
+    step "apt-get update"
+    run_logged apt-update apt-get update
+    APT_UPDATED=1
+}
+
+# Install whatever of DEPS is missing. Quick (no apt at all) when nothing is.
+install_deps() {
+    local -a missing
+    mapfile -t missing < <(missing_deps)
+    ((${#missing[@]} == 0)) && return 0
+    local -a sudo=()
+    if ! is_root; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            sudo=(sudo -n)
+        else
+            die "missing packages: ${missing[*]} (install them as root, or run this script as root)"
+        fi
+    fi
+    step "Installing packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # Update first only when there are no package lists at all; otherwise
+    # try with the lists we have and update once if that fails.
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        "${sudo[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
+        APT_UPDATED=1
+    fi
+    if ! run_logged apt-install "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+        ((APT_UPDATED)) && die "could not install: ${missing[*]}"
+        "${sudo[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
+        APT_UPDATED=1
+        run_logged apt-install "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+            die "could not install: ${missing[*]}"
+    fi
+}
+
+# --- PostgreSQL source from Debian's archive ---------------------------------
+
+DEB_SRC_FILE=/etc/apt/sources.list.d/fe-datakey-src.sources
+
+# (Not `| grep -q`: under pipefail, grep quitting early fails the pipeline.)
+have_pg_source_package() {
+    local out
+    out=$(apt-cache showsrc postgresql-15 2>/dev/null || true)
+    [[ $out == *$'\nVersion: '* ]]
+}
+
+# Make sure `apt-cache showsrc postgresql-15` knows versions: add a deb-src
+# entry in a file of our own when the system has none for bookworm (never
+# touching debian.sources), then update the lists. Root only.
+ensure_deb_src() {
+    if have_pg_source_package; then
+        return 0
+    fi
+    local have=0 f
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+        [[ -f $f ]] || continue
+        if grep -Eq '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' "$f" && grep -q bookworm "$f"; then
+            have=1
+        fi
+    done
+    if ((!have)); then
+        step "Adding a deb-src entry for bookworm in $DEB_SRC_FILE"
+        # Signed-By must match the value debian.sources uses for the same
+        # archive, or apt refuses with "Conflicting values set for option
+        # Signed-By".
+        cat >"$DEB_SRC_FILE" <<'EOF'
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    fi
+    APT_UPDATED=0
+    apt_update
+    have_pg_source_package ||
+        die "apt-cache showsrc postgresql-15 lists no version, even after adding a deb-src entry"
+}
+
+# --- the unprivileged user ---------------------------------------------------
+
+ensure_pg_user() {
+    id -u "$PG_USER" >/dev/null 2>&1 && return 0
+    step "Creating system user $PG_USER (PostgreSQL does not run as root)"
+    useradd --system --user-group --create-home --home-dir "$PG_USER_HOME" \
+        --shell /bin/bash "$PG_USER"
+}
+
+as_pg_user_test() { runuser -u "$PG_USER" -- "$@" 2>/dev/null; }
+
+# Let PG_USER reach and read the repository: search permission on every
+# ancestor it cannot traverse (e.g. a 0700 mktemp directory, /root), read
+# access to the tree. build/ is owned by PG_USER (see own_build_dir).
+grant_repo_access() {
+    local -a ancestors=()
+    local d=$ROOT
+    while [[ $d != / ]]; do
+        d=$(dirname "$d")
+        ancestors=("$d" "${ancestors[@]}")
+    done
+    for d in "${ancestors[@]}"; do
+        if ! as_pg_user_test test -x "$d"; then
+            note "granting $PG_USER search permission on $d"
+            setfacl -m "u:$PG_USER:x" "$d"
+        fi
+    done
+    local blocked
+    blocked=$(cd / && runuser -u "$PG_USER" -- find "$ROOT" \
+        \( -path "$ROOT/build" -o -path "$ROOT/.git" \) -prune -o \
+        ! -type l \( ! -readable -o -type d ! -executable \) -print -quit 2>/dev/null || true)
+    if [[ -n $blocked ]]; then
+        note "granting $PG_USER read access to $ROOT (e.g. ${blocked#"$ROOT"/} was not readable)"
+        find "$ROOT" \( -path "$ROOT/build" -o -path "$ROOT/.git" \) -prune -o ! -type l -print0 |
+            xargs -0 setfacl -m "u:$PG_USER:rX"
+    fi
+}
+
+# build/ belongs to PG_USER when we are root, so that the library build, the
+# PostgreSQL build and the tests can all write there.
+own_build_dir() {
+    mkdir -p "$BUILD_DIR"
+    if [[ -n $(find "$BUILD_DIR" ! -user "$PG_USER" -print -quit) ]]; then
+        chown -R "$PG_USER:$PG_USER" "$BUILD_DIR"
+    fi
+}
+
+# Everything root has to do before the unprivileged part can run.
+prepare_root() {
+    ensure_pg_user
+    grant_repo_access
+    own_build_dir
+}
+
+# reexec_as_pg_user SCRIPT ARGS...: when root, run SCRIPT again as PG_USER
+# with a small, explicit environment; never returns.
+reexec_as_pg_user() {
+    local script=$1
+    shift
+    local -a envs=(
+        "HOME=$PG_USER_HOME" "USER=$PG_USER" "LOGNAME=$PG_USER"
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        "FE_DATAKEY_DELEGATED=1" "JOBS=$JOBS"
+    )
+    local v
+    for v in CI TERM LANG LC_ALL PG_SOURCE PROVE_FLAGS E2E_PROVE_FLAGS PROVE_TESTS \
+        FE_DATAKEY_NO_COLOR FE_DATAKEY_T0; do
+        [[ -n ${!v+x} ]] && envs+=("$v=${!v}")
+    done
+    cd "$ROOT"
+    exec runuser -u "$PG_USER" -- env "${envs[@]}" bash "$script" "$@"
+}
+
+# git on build/pg-src, whoever owns it (root running the scripts by hand
+# would otherwise trip over git's "dubious ownership" check).
+pg_git() { git -c safe.directory="$PG_SRC" -C "$PG_SRC" "$@"; }
