@@ -204,7 +204,7 @@ sub run_command
 	my @init = defined $opts{cwd} ? (init => sub { chdir $opts{cwd} or die "chdir: $!" }) : ();
 	my $timer = IPC::Run::timeout($opts{timeout} // $TIMEOUT);
 	eval {
-		IPC::Run::run($cmd, '<', \$in, '>', \$out, '2>', \$err, $timer, @init);
+		IPC::Run::run($cmd, @init, '<', \$in, '>', \$out, '2>', \$err, $timer);
 		1;
 	} or do {
 		my $e = $@;
@@ -333,7 +333,7 @@ sub start
 		else { delete $ENV{$k} }
 	}
 	my @init = defined $opts{cwd} ? (init => sub { chdir $opts{cwd} or die "chdir: $!" }) : ();
-	$self->{h} = IPC::Run::start($cmd, '<pty<', \$self->{in}, '>pty>', \$self->{out}, @init);
+	$self->{h} = IPC::Run::start($cmd, @init, '<pty<', \$self->{in}, '>pty>', \$self->{out});
 	return $self;
 }
 
