@@ -122,10 +122,12 @@ check_copy_path(const char *path, fe_datakey_error **err)
 	}
 	if (stat(path, &st) != 0)
 	{
-		snprintf(detail, sizeof(detail), "The file \"%.1000s\" cannot be read: %s.", path,
+		char		message[1200];
+
+		snprintf(message, sizeof(message),
+				 "could not access file \"%.1000s\" given with --copy-key-from: %s", path,
 				 strerror(errno));
-		return fail(err, FE_DATAKEY_E_IO, "could not access the key file given with --copy-key-from",
-					detail, NULL);
+		return fail(err, FE_DATAKEY_E_IO, message, NULL, NULL);
 	}
 	if (!S_ISREG(st.st_mode))
 	{

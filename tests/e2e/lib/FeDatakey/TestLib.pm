@@ -254,8 +254,8 @@ sub init_cluster
 
 # start_server($pgdata, %opts) -> ($rc, $out, $err) of pg_ctl -w start.
 #   opts: sockdir (default: a new private directory), port (default: free_port),
-#         log (default: $pgdata/../<name>.log), options => extra postgres options,
-#         env, timeout.
+#         log (default: server.log in the socket directory), options => extra
+#         postgres options, env, timeout, wait (pg_ctl -t, default 60).
 # The socket directory, port and log file are remembered per data directory
 # for psql and stop_server.
 my %servers;
@@ -263,10 +263,12 @@ my %servers;
 sub server_info
 {
 	my ($pgdata) = @_;
-	return $servers{$pgdata} //= {
-		sockdir => temp_dir('fe_datakey_sock_XXXXXX'),
+	return $servers{$pgdata} if $servers{$pgdata};
+	my $sockdir = temp_dir('fe_datakey_srv_XXXXXX');
+	return $servers{$pgdata} = {
+		sockdir => $sockdir,
 		port => free_port(),
-		log => "$pgdata.log",
+		log => "$sockdir/server.log",
 	};
 }
 
@@ -277,10 +279,18 @@ sub start_server
 	$info->{$_} = $opts{$_} for grep { defined $opts{$_} } qw(sockdir port log);
 	my $o = "-k $info->{sockdir} -p $info->{port} -c listen_addresses=''";
 	$o .= " $opts{options}" if $opts{options};
+	# pg_ctl puts -D in double quotes in a shell command: a path with " $ `
+	# or \ goes through PGDATA instead.
+	my %env = %{ $opts{env} // {} };
+	my @D = ('-D', $pgdata);
+	if ($pgdata =~ /["\$`\\]/)
+	{
+		$env{PGDATA} = $pgdata;
+		@D = ();
+	}
 	return run_command(
-		[ 'pg_ctl', '-w', '-t', $opts{wait} // 60, '-D', $pgdata, '-l', $info->{log}, '-o', $o,
-			'start' ],
-		env => $opts{env},
+		[ 'pg_ctl', '-w', '-t', $opts{wait} // 60, @D, '-l', $info->{log}, '-o', $o, 'start' ],
+		env => \%env,
 		timeout => $opts{timeout});
 }
 

@@ -1,0 +1,151 @@
+# initdb refuses bad data encryption input before it creates anything:
+# missing commands, empty strings, no %p, "-" mixed with a command, bad key
+# lengths, key options without -y, unsafe or missing --copy-key-from paths,
+# malformed options. Each is a clear error, exit status 1, and no data
+# directory left behind. And a data directory whose name holds spaces,
+# quotes and $ works, since the commands see a relative %p.
+use strict;
+use warnings;
+use Test::More;
+use FeDatakey::TestLib;
+
+my $dir = temp_dir();
+my $pass = passphrase_file($dir, 'pass', 'secret');
+my $wrap = openssl_wrap($pass);
+my $unwrap = openssl_unwrap($pass);
+my $marker = "$dir/ran";
+# Commands that would leave a trace if they ever ran.
+my $trace_wrap = "touch $marker; cat > \"%p\"";
+my $trace_unwrap = "touch $marker; cat \"%p\"";
+
+# refused(name, [initdb args], env, qr/message/, qr/detail or hint/?)
+sub refused
+{
+	my ($name, $args, $env, $message, $more) = @_;
+	my $pgdata = "$dir/$name";
+	unlink $marker;
+	my ($rc, $out, $err) = init_cluster($pgdata, @$args, { env => $env });
+	is($rc, 1, "$name: initdb exits with status 1");
+	like($err, $message, "$name: says why");
+	like($err, $more, "$name: with detail or hint") if $more;
+	unlike($err, qr/^\S+: error: .*\n(?:.*\n)*\S+: error:/m, "$name: one error only");
+	ok(!-e $pgdata, "$name: no data directory left behind");
+	ok(!-e $marker, "$name: no key command ran");
+	return $err;
+}
+
+my $no_env = {};
+
+# --- missing commands ------------------------------------------------------------------
+refused('y_alone', ['-y'], $no_env, qr/error: key wrap command not specified/,
+	qr/detail: Neither --key-wrap-command nor the environment variable PGDATAKEYWRAPCMD is set\./);
+my $err = refused('y_alone_hint', ['-y'], $no_env, qr/key wrap command not specified/);
+like($err, qr/hint: .*"-"/, 'the hint mentions "-"');
+refused('only_wrap', [ '-y', "--key-wrap-command=$trace_wrap" ], $no_env,
+	qr/error: key unwrap command not specified/,
+	qr/--key-unwrap-command nor the environment variable PGDATAKEYUNWRAPCMD/);
+refused('only_unwrap', [ '-y', "--key-unwrap-command=$trace_unwrap" ], $no_env,
+	qr/error: key wrap command not specified/);
+refused('only_unwrap_variable', ['-y'], { PGDATAKEYUNWRAPCMD => $trace_unwrap },
+	qr/error: key wrap command not specified/);
+refused('only_wrap_variable', ['-y'], { PGDATAKEYWRAPCMD => $trace_wrap },
+	qr/error: key unwrap command not specified/);
+refused('256_alone', ['--data-encryption=256'], $no_env, qr/key wrap command not specified/);
+
+# --- empty strings, not the same as "-" ------------------------------------------------
+refused('empty_wrap_option', [ '-y', '--key-wrap-command=', "--key-unwrap-command=$trace_unwrap" ],
+	$no_env, qr/error: key wrap command is empty/, qr/given by --key-wrap-command is an empty string/);
+refused('empty_unwrap_option', [ '-y', "--key-wrap-command=$trace_wrap", '--key-unwrap-command', '' ],
+	$no_env, qr/error: key unwrap command is empty/);
+refused('empty_wrap_variable', ['-y'], { PGDATAKEYWRAPCMD => '', PGDATAKEYUNWRAPCMD => $trace_unwrap },
+	qr/error: key wrap command is empty/, qr/environment variable PGDATAKEYWRAPCMD/);
+refused('empty_unwrap_variable', ['-y'], { PGDATAKEYWRAPCMD => $trace_wrap, PGDATAKEYUNWRAPCMD => '' },
+	qr/error: key unwrap command is empty/, qr/hint: .*not the same as "-"/);
+
+# --- no %p ----------------------------------------------------------------------------
+refused('wrap_without_p', [ '-y', '--key-wrap-command=cat > key.bin', "--key-unwrap-command=$trace_unwrap" ],
+	$no_env, qr/error: key wrap command does not contain %p/);
+refused('unwrap_without_p', [ '-y', "--key-wrap-command=$trace_wrap", '--key-unwrap-command=cat key.bin' ],
+	$no_env, qr/error: key unwrap command does not contain %p/);
+refused('unwrap_only_escaped_p', [ '-y', "--key-wrap-command=$trace_wrap", '--key-unwrap-command=cat %%p' ],
+	$no_env, qr/error: key unwrap command does not contain %p/, qr/hint: Write %% for a literal %/);
+
+# --- "-" mixed with a command ------------------------------------------------------------
+refused('dash_wrap_command_unwrap', [ '-y', '--key-wrap-command=-', "--key-unwrap-command=$trace_unwrap" ],
+	$no_env, qr/error: key wrap and unwrap commands must both be "-" or both be commands/);
+refused('command_wrap_dash_unwrap', [ '-y', "--key-wrap-command=$trace_wrap", '--key-unwrap-command=-' ],
+	$no_env, qr/must both be "-" or both be commands/);
+refused('no_key_wrap_and_command', [ '-y', '--no-key-wrap', "--key-wrap-command=$trace_wrap" ],
+	$no_env, qr/error: options --no-key-wrap and --key-wrap-command cannot be used together/);
+
+# --- key lengths ---------------------------------------------------------------------------
+for my $bad ('512', '192', '0', 'abc', '', '128bits', ' 128')
+{
+	(my $name = "bits_" . ($bad eq '' ? 'empty' : $bad)) =~ s/\W+/_/g;
+	refused($name, [ "--data-encryption=$bad", '--no-key-wrap' ], $no_env,
+		qr/error: argument of --data-encryption must be 128 or 256\n.*detail: .*\n.*hint: /);
+}
+
+# --- key options without -y ---------------------------------------------------------------
+for my $case ([ 'wrap_without_y', ["--key-wrap-command=$trace_wrap"] ],
+	[ 'unwrap_without_y', ["--key-unwrap-command=$trace_unwrap"] ],
+	[ 'both_without_y', [ "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap" ] ],
+	[ 'no_key_wrap_without_y', ['--no-key-wrap'] ])
+{
+	my ($name, $args) = @$case;
+	refused($name, $args, $no_env,
+		qr/error: options --key-wrap-command, --key-unwrap-command and --no-key-wrap can only be used with data encryption \(-y\)/,
+		qr/hint: Add -y/);
+}
+refused('copy_without_y', [ "--copy-key-from=$dir/nonexistent" ], $no_env,
+	qr/error: option --copy-key-from can only be used with data encryption \(-y\)/);
+
+# --- --copy-key-from paths -------------------------------------------------------------------
+{
+	# A real key file in a directory whose name would break a shell command.
+	for my $bad ('quo"te', 'dol$lar', 'back`quote', 'back\\slash')
+	{
+		my $src = "$dir/$bad";
+		mkdir $src;
+		mkdir "$src/pg_encryption";
+		write_file("$src/pg_encryption/key.bin", 'x' x 64, 0600);
+		(my $name = "copy_unsafe_$bad") =~ s/\W+/_/g;
+		refused($name, [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
+				"--copy-key-from=$src/pg_encryption/key.bin" ], $no_env,
+			qr/error: path given with --copy-key-from contains a character that is not allowed in a key command/,
+			qr/hint: Move or rename the file/);
+	}
+	refused('copy_missing', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
+			"--copy-key-from=$dir/nonexistent/key.bin" ], $no_env,
+		qr/error: could not access file ".*nonexistent\/key.bin" given with --copy-key-from: No such file or directory/);
+	refused('copy_directory', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
+			"--copy-key-from=$dir" ], $no_env,
+		qr/error: invalid key file given with --copy-key-from/);
+}
+
+# --- malformed options --------------------------------------------------------------------------
+refused('wrap_option_no_value', [ '-y', '--key-wrap-command' ], $no_env,
+	qr/error: option --key-wrap-command requires a value\n.*hint: Try "initdb --help" for more information\.\n\z/);
+refused('wrap_option_twice', [ '-y', "--key-wrap-command=$trace_wrap", "--key-wrap-command=$trace_wrap",
+		"--key-unwrap-command=$trace_unwrap" ], $no_env,
+	qr/error: option --key-wrap-command specified more than once/);
+refused('no_key_wrap_with_value', [ '-y', '--no-key-wrap=yes' ], $no_env,
+	qr/error: option --no-key-wrap does not take a value\n.*hint: Try "initdb --help"/);
+
+# --- a data directory whose name holds spaces, quotes and $ -------------------------------------
+{
+	my $pgdata = "$dir/my data 'dir' \"with\" \$HOME and `x`";
+	my ($rc, $out, $err) =
+	  init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+	is($rc, 0, 'initdb -y into a directory named with spaces, quotes, $ and `') or diag $err;
+	ok(-s "$pgdata/pg_encryption/key.bin", 'the key file is there');
+	is(length unwrap_key_bytes($pgdata, $unwrap), 64, 'and unwraps with %p relative to it');
+
+	my $node = FeDatakey::TestLib::Cluster->new($pgdata);
+	ok($node->start, 'the server starts from that directory') or diag $node->log;
+	like($node->log, qr/LOG:  data encryption key loaded and verified/, 'it loaded the key');
+	is($node->psql('select 42'), '42', 'and answers');
+	ok($node->stop, 'and stops');
+}
+
+done_testing();
