@@ -168,6 +168,11 @@ int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap,
     });
 }
 
+int fe_datakey_command_validate(int role, const char* command, const char* origin,
+                                fe_datakey_error** err) {
+    return guarded(err, [&] { validate_command(role_of(role), command, origin); });
+}
+
 const char* fe_datakey_options_help(unsigned accepted) {
     // One static text per combination of the three option flags.
     static const std::string texts[8] = {help_text(0), help_text(1), help_text(2), help_text(3),

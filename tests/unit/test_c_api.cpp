@@ -64,6 +64,27 @@ TEST(CApi, ErrorsCarryMessageDetailHint) {
     fe_datakey_options_free(opts);
 }
 
+TEST(CApi, CommandValidate) {
+    fe_datakey_error* err = nullptr;
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, "cat \"%p\"", "x", &err), 1);
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, "-", "x", &err), 1);
+    EXPECT_EQ(err, nullptr);
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, "cat key.bin",
+                                          "data_encryption_key_unwrap_command", &err),
+              0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_COMMAND_INVALID);
+    EXPECT_STREQ(fe_datakey_error_message(err), "key unwrap command does not contain %p");
+    EXPECT_NE(std::string(fe_datakey_error_detail(err)).find("data_encryption_key_unwrap_command"),
+              std::string::npos);
+    fe_datakey_error_free(err);
+    err = nullptr;
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_WRAP, "", "x", &err), 0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_COMMAND_EMPTY);
+    fe_datakey_error_free(err);
+}
+
 TEST(CApi, UsageErrorDoesNotThrow) {
     char prog[] = "x";
     char opt[] = "--key-unwrap-command";

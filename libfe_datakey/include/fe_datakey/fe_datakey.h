@@ -109,6 +109,15 @@ extern int	fe_datakey_options_command_pair(const fe_datakey_options *opts,
 											char **wrap, char **unwrap,
 											fe_datakey_error **err);
 
+/*
+ * Checks one command value given some other way than by our options (e.g.
+ * the server's data_encryption_key_unwrap_command) by the same rules: not
+ * empty, "-" or containing %p. origin names where the value came from, for
+ * the detail. Returns 1, or 0 with an error.
+ */
+extern int	fe_datakey_command_validate(int role, const char *command, const char *origin,
+										fe_datakey_error **err);
+
 /* --help lines for the accepted options, in PostgreSQL's layout. Static. */
 extern const char *fe_datakey_options_help(unsigned accepted);
 
