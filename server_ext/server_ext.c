@@ -38,7 +38,6 @@ is_command_failure(int code)
 		case FE_DATAKEY_E_COMMAND_SIGNALED:
 		case FE_DATAKEY_E_COMMAND_TIMEOUT:
 		case FE_DATAKEY_E_OUTPUT_EMPTY:
-		case FE_DATAKEY_E_OUTPUT_SHORT:
 			return 1;
 		default:
 			return 0;
@@ -106,6 +105,9 @@ server_ext_load_key(const char *datadir, const char *unwrap_command, fe_datakey_
 		}
 		return 0;
 	}
+	if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, unwrap_command,
+									 FE_DATAKEY_UNWRAP_SETTING, err))
+		return 0;
 
 	key = fe_datakey_store_load(datadir, unwrap_command, NO_TIMEOUT, err);
 	if (key == NULL)
