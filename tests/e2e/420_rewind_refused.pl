@@ -63,7 +63,7 @@ my @to_target = ('pg_rewind', '-D', $target->datadir);
 my $err = refused('different key (server)', $target,
 	[ @to_target, '--source-server=' . $other->connstr, "--key-unwrap-command=$unwrap" ],
 	{}, qr/source and target clusters use different data encryption keys/);
-like($err, qr/DETAIL: Both clusters are encrypted/, 'different key: detail names both states');
+like($err, qr/detail: Both clusters are encrypted/, 'different key: detail names both states');
 
 $other->stop;
 refused('different key (directory, dry run)', $target,

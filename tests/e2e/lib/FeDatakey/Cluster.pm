@@ -114,7 +114,7 @@ sub init
 	  or die "initdb $self->{name} failed: $err";
 	$self->append_conf($self->own_settings
 		  . "wal_level = replica\nwal_log_hints = on\nmax_wal_senders = 5\n"
-		  . "hot_standby = on\nfsync = off\nlog_min_messages = info\n");
+		  . "hot_standby = on\nwal_keep_size = 320MB\nfsync = off\nlog_min_messages = info\n");
 	return $self;
 }
 
