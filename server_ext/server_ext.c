@@ -14,126 +14,105 @@
 /* The server may be started by hand at a prompt: no time limit. */
 #define NO_TIMEOUT 0
 
-static fe_datakey_key *loaded_key;
+static fe_datakey_key* loaded_key;
 
 /* Whether this process can reach a terminal for a command to prompt on. */
-static int
-have_terminal(void)
-{
-	int			fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+static int have_terminal(void) {
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
 }
 
 /* Errors of a command that ran and did not give a key. */
-static int
-is_command_failure(int code)
-{
-	switch (code)
-	{
-		case FE_DATAKEY_E_COMMAND_FAILED:
-		case FE_DATAKEY_E_COMMAND_SIGNALED:
-		case FE_DATAKEY_E_COMMAND_TIMEOUT:
-		case FE_DATAKEY_E_OUTPUT_EMPTY:
-			return 1;
-		default:
-			return 0;
-	}
+static int is_command_failure(int code) {
+    switch (code) {
+    case FE_DATAKEY_E_COMMAND_FAILED:
+    case FE_DATAKEY_E_COMMAND_SIGNALED:
+    case FE_DATAKEY_E_COMMAND_TIMEOUT:
+    case FE_DATAKEY_E_OUTPUT_EMPTY:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /*
  * Without a terminal, a command that prompts for a passphrase fails in ways
  * that say little (openssl: "bad password read"): say why in the hint.
  */
-static void
-add_terminal_hint(fe_datakey_error **err)
-{
-	static const char no_tty[] =
-		"The server has no controlling terminal, as when it is started by pg_ctl or a "
-		"service manager such as systemd: a key unwrap command that prompts for a "
-		"passphrase cannot work there. Give the passphrase another way (for example "
-		"openssl's -pass file:PATH, or systemd-ask-password), or start the server in "
-		"the foreground from a terminal.";
-	const char *hint;
-	char	   *combined;
-	size_t		len;
-	fe_datakey_error *replaced;
+static void add_terminal_hint(fe_datakey_error** err) {
+    static const char no_tty[] =
+        "The server has no controlling terminal, as when it is started by pg_ctl or a "
+        "service manager such as systemd: a key unwrap command that prompts for a "
+        "passphrase cannot work there. Give the passphrase another way (for example "
+        "openssl's -pass file:PATH, or systemd-ask-password), or start the server in "
+        "the foreground from a terminal.";
+    const char* hint;
+    char* combined;
+    size_t len;
+    fe_datakey_error* replaced;
 
-	if (err == NULL || *err == NULL || !is_command_failure(fe_datakey_error_code(*err)) ||
-		have_terminal())
-		return;
-	hint = fe_datakey_error_hint(*err);
-	len = (hint != NULL ? strlen(hint) + 1 : 0) + sizeof(no_tty);
-	combined = malloc(len);
-	if (combined == NULL)
-		return;
-	snprintf(combined, len, "%s%s%s", hint != NULL ? hint : "", hint != NULL ? " " : "",
-			 no_tty);
-	replaced = fe_datakey_error_new(fe_datakey_error_code(*err), fe_datakey_error_message(*err),
-									fe_datakey_error_detail(*err), combined);
-	free(combined);
-	if (replaced != NULL)
-	{
-		fe_datakey_error_free(*err);
-		*err = replaced;
-	}
+    if (err == NULL || *err == NULL || !is_command_failure(fe_datakey_error_code(*err)) ||
+        have_terminal())
+        return;
+    hint = fe_datakey_error_hint(*err);
+    len = (hint != NULL ? strlen(hint) + 1 : 0) + sizeof(no_tty);
+    combined = malloc(len);
+    if (combined == NULL)
+        return;
+    snprintf(combined, len, "%s%s%s", hint != NULL ? hint : "", hint != NULL ? " " : "", no_tty);
+    replaced = fe_datakey_error_new(fe_datakey_error_code(*err), fe_datakey_error_message(*err),
+                                    fe_datakey_error_detail(*err), combined);
+    free(combined);
+    if (replaced != NULL) {
+        fe_datakey_error_free(*err);
+        *err = replaced;
+    }
 }
 
-int
-server_ext_load_key(const char *datadir, const char *unwrap_command, fe_datakey_error **err)
-{
-	fe_datakey_key *key;
+int server_ext_load_key(const char* datadir, const char* unwrap_command, fe_datakey_error** err) {
+    fe_datakey_key* key;
 
-	if (!fe_datakey_is_encrypted(datadir))
-		return 1;
+    if (!fe_datakey_is_encrypted(datadir))
+        return 1;
 
-	if (unwrap_command == NULL || unwrap_command[0] == '\0')
-	{
-		if (err != NULL)
-		{
-			fe_datakey_error_free(*err);
-			*err = fe_datakey_error_new(
-				FE_DATAKEY_E_COMMAND_MISSING,
-				"data encryption key unwrap command not configured",
-				"The data directory holds an encrypted key (" FE_DATAKEY_KEY_FILE "), but "
-				FE_DATAKEY_UNWRAP_SETTING " is not set.",
-				"Set " FE_DATAKEY_UNWRAP_SETTING " in postgresql.conf to the command that "
-				"writes the key to standard output (\"-\" if it is stored without wrapping).");
-		}
-		return 0;
-	}
-	if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, unwrap_command,
-									 FE_DATAKEY_UNWRAP_SETTING, err))
-		return 0;
+    if (unwrap_command == NULL || unwrap_command[0] == '\0') {
+        if (err != NULL) {
+            fe_datakey_error_free(*err);
+            *err = fe_datakey_error_new(
+                FE_DATAKEY_E_COMMAND_MISSING, "data encryption key unwrap command not configured",
+                "The data directory holds an encrypted key (" FE_DATAKEY_KEY_FILE
+                "), but " FE_DATAKEY_UNWRAP_SETTING " is not set.",
+                "Set " FE_DATAKEY_UNWRAP_SETTING " in postgresql.conf to the command that "
+                "writes the key to standard output (\"-\" if it is stored without wrapping).");
+        }
+        return 0;
+    }
+    if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, unwrap_command,
+                                     FE_DATAKEY_UNWRAP_SETTING, err))
+        return 0;
 
-	key = fe_datakey_store_load(datadir, unwrap_command, NO_TIMEOUT, err);
-	if (key == NULL)
-	{
-		add_terminal_hint(err);
-		return 0;
-	}
-	fe_datakey_key_free(loaded_key);
-	loaded_key = key;
-	return 1;
+    key = fe_datakey_store_load(datadir, unwrap_command, NO_TIMEOUT, err);
+    if (key == NULL) {
+        add_terminal_hint(err);
+        return 0;
+    }
+    fe_datakey_key_free(loaded_key);
+    loaded_key = key;
+    return 1;
 }
 
-int
-server_ext_key_loaded(void)
-{
-	return loaded_key != NULL;
+int server_ext_key_loaded(void) {
+    return loaded_key != NULL;
 }
 
-const fe_datakey_key *
-server_ext_key(void)
-{
-	return loaded_key;
+const fe_datakey_key* server_ext_key(void) {
+    return loaded_key;
 }
 
-int
-server_ext_key_bits(void)
-{
-	return loaded_key != NULL ? fe_datakey_key_bits(loaded_key) : 0;
+int server_ext_key_bits(void) {
+    return loaded_key != NULL ? fe_datakey_key_bits(loaded_key) : 0;
 }

@@ -17,8 +17,7 @@
 #include "fe_datakey/fe_datakey.h"
 
 #ifdef __cplusplus
-extern "C"
-{
+extern "C" {
 #endif
 
 /*
@@ -32,18 +31,18 @@ extern "C"
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int	server_ext_load_key(const char *datadir, const char *unwrap_command,
-								fe_datakey_error **err);
+extern int server_ext_load_key(const char* datadir, const char* unwrap_command,
+                               fe_datakey_error** err);
 
 /* 1 when a key has been loaded. */
-extern int	server_ext_key_loaded(void);
+extern int server_ext_key_loaded(void);
 
 /* The loaded key, or NULL (and 0 bits) when none is. */
-extern const fe_datakey_key *server_ext_key(void);
-extern int	server_ext_key_bits(void);
+extern const fe_datakey_key* server_ext_key(void);
+extern int server_ext_key_bits(void);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif							/* SERVER_EXT_H */
+#endif /* SERVER_EXT_H */
