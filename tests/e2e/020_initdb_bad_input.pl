@@ -112,7 +112,7 @@ refused('copy_without_y', [ "--copy-key-from=$dir/nonexistent" ], $no_env,
 		(my $name = "copy_unsafe_$bad") =~ s/\W+/_/g;
 		refused($name, [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
 				"--copy-key-from=$src/pg_encryption/key.bin" ], $no_env,
-			qr/error: path given with --copy-key-from contains a character that is not allowed in a key command/,
+			qr/error: path contains a character that is not allowed in a key command/,
 			qr/hint: Move or rename the file/);
 	}
 	refused('copy_missing', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
