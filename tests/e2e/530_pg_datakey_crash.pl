@@ -7,7 +7,6 @@ use Test::More;
 use JSON::PP;
 use FeDatakey::Datakey;
 
-my $server = server_supported();
 
 # point => [state after the crash, key.bin is the new file, configured command
 #           opens key.bin, outcome of repair]
@@ -29,7 +28,6 @@ for my $case (@cases)
 	my $new = passphrase_file($dir, 'new.pass', 'new secret');
 	my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
 	my $kcv = datakey_json($pgdata)->{key_check_value};
-	if ($server)
 	{
 		start_server($pgdata, $dir) or BAIL_OUT("server does not start");
 		psql_value($dir, "CREATE TABLE t AS SELECT 'kept'::text AS v");
@@ -77,7 +75,7 @@ for my $case (@cases)
 		is($rc, 10, "$point: a new rewrap is refused until repaired");
 		like($err, qr/hint: Run "pg_datakey repair"/, "$point: with a hint");
 	}
-	if ($server && $startable)
+	if ($startable)
 	{
 		ok(start_server($pgdata, $dir), "$point: server starts before repair");
 		stop_server($pgdata);
@@ -102,7 +100,6 @@ for my $case (@cases)
 	($vrc) = run_datakey([ 'verify', '-D', $pgdata,
 		'--key-unwrap-command=' . openssl_unwrap($now_new ? $old : $new) ]);
 	isnt($vrc, 0, "$point: the " . ($now_new ? 'old' : 'unused new') . ' passphrase opens nothing');
-	if ($server)
 	{
 		ok(start_server($pgdata, $dir), "$point: server starts after repair");
 		is(psql_value($dir, 'SELECT v FROM t'), 'kept', "$point: data intact");

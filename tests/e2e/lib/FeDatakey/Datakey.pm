@@ -7,15 +7,11 @@ use warnings;
 use Exporter 'import';
 use File::Temp qw(tempdir);
 use File::Spec;
-use FindBin;
 use IPC::Run qw(run);
-use Cwd qw(abs_path);
 
 our @EXPORT = qw(new_workdir new_cluster passphrase_file openssl_wrap openssl_unwrap
-  run_datakey datakey_json server_supported start_server stop_server
+  run_datakey datakey_json start_server stop_server
   psql_value read_file_bytes);
-
-my $repo = abs_path("$FindBin::Bin/../..");
 
 sub new_workdir {
 	return tempdir('pg_datakey_e2e_XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -48,32 +44,14 @@ sub openssl_unwrap {
 	return "openssl enc -d -aes-256-cbc -pbkdf2 -pass file:$pass -in \"%p\"";
 }
 
-sub initdb_has_encryption {
-	my $help = `initdb --help 2>&1`;
-	return $help =~ /--data-encryption/;
-}
-
-# A new encrypted cluster: the real initdb -y when it exists, else a stock
-# initdb plus the library's key store (pg_datakey_test_keystore).
+# A new encrypted cluster, made by the patched initdb -y.
 sub new_cluster {
 	my ($dir, $wrap, $unwrap) = @_;
 	my $pgdata = "$dir/data";
 	my ($out, $err);
-	if (initdb_has_encryption())
-	{
-		run [ 'initdb', '-A', 'trust', '-N', '-y', "--key-wrap-command=$wrap",
-			"--key-unwrap-command=$unwrap", '-D', $pgdata ], '>', \$out, '2>', \$err
-		  or die "initdb -y failed: $err";
-	}
-	else
-	{
-		run [ 'initdb', '-A', 'trust', '-N', '-D', $pgdata ], '>', \$out, '2>', \$err
-		  or die "initdb failed: $err";
-		my $helper = $ENV{FE_DATAKEY_TEST_KEYSTORE}
-		  // "$repo/build/default/pg_datakey/pg_datakey_test_keystore";
-		run [ $helper, $pgdata, 128, $wrap, $unwrap ], '2>', \$err
-		  or die "key store helper failed: $err";
-	}
+	run [ 'initdb', '-A', 'trust', '-N', '-y', "--key-wrap-command=$wrap",
+		"--key-unwrap-command=$unwrap", '-D', $pgdata ], '>', \$out, '2>', \$err
+	  or die "initdb -y failed: $err";
 	return $pgdata;
 }
 
@@ -100,13 +78,6 @@ sub datakey_json {
 	my ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
 	die "status --json failed ($rc): $err" if $rc != 0;
 	return JSON::PP::decode_json($out);
-}
-
-# The patched server knows data_encryption_key_unwrap_command; a stock one
-# would refuse to start with it in postgresql.conf.
-sub server_supported {
-	my $out = `postgres --describe-config 2>/dev/null`;
-	return $out =~ /^data_encryption_key_unwrap_command\t/m;
 }
 
 sub start_server {
