@@ -242,4 +242,9 @@ reexec_as_pg_user() {
 
 # git on build/pg-src, whoever owns it (root running the scripts by hand
 # would otherwise trip over git's "dubious ownership" check).
-pg_git() { git -c safe.directory="$PG_SRC" -C "$PG_SRC" "$@"; }
+# The identity is for the commits git am makes (the author comes from the
+# patch) and for git am --abort, which needs one too.
+pg_git() {
+    git -c safe.directory="$PG_SRC" -c user.name="fe_datakey build" \
+        -c user.email="fe_datakey@localhost" -C "$PG_SRC" "$@"
+}

@@ -127,6 +127,8 @@ obtain_pg_source() {
 
     step "Recording PostgreSQL $version in git (build/pg-src, tag upstream)"
     git -C "$stage" init -q
+    # No automatic gc in the background while the scripts run git am.
+    git -C "$stage" config gc.auto 0
     printf '%s\n' /.fe-series /.fe-configure /.fe-installed >>"$stage/.git/info/exclude"
     # -f: the tarball ships generated files (gram.c, ...) that upstream's
     # .gitignore lists; they are part of the source as released.
@@ -183,15 +185,17 @@ Run scripts/update-patches first to keep that work in the series, or scripts/bui
     local -a patches
     mapfile -t patches < <(series_files)
     step "Applying patches/pg15 (${#patches[@]} patches) to upstream"
+    pg_git config gc.auto 0
     pg_git reset -q --hard upstream
     local p
     for p in "${patches[@]}"; do
         note "${p##*/}"
-        if ! pg_git "${GIT_IDENTITY[@]}" am -q --committer-date-is-author-date "$p" >"$LOG_DIR/pg-am.log" 2>&1; then
-            sed 's/^/    /' "$LOG_DIR/pg-am.log" >&2
-            pg_git am --abort >/dev/null 2>&1 || true
+        if ! pg_git am -q --committer-date-is-author-date "$p" >"$LOG_DIR/pg-am.log" 2>&1; then
+            grep -Ev '^hint:|resolved this problem|skip this patch|restore the original branch' \
+                "$LOG_DIR/pg-am.log" | sed 's/^/    /' >&2 || true
+            pg_git am --abort >/dev/null 2>&1 || warn "git am --abort failed in build/pg-src"
             state_write "" "$(pg_git rev-parse HEAD)"
-            die "patch ${p#"$ROOT"/} does not apply to PostgreSQL $(pg_git describe --tags --always upstream) (tree left at the patches before it)"
+            die "patch ${p#"$ROOT"/} does not apply to PostgreSQL $(sed -n "s/^PACKAGE_VERSION='\\(.*\\)'\$/\\1/p" "$PG_SRC/configure") (git am aborted; build/pg-src has the patches before it)"
         fi
     done
     state_write "$want" "$(pg_git rev-parse HEAD)"
