@@ -236,7 +236,7 @@ reexec_as_pg_user() {
         FE_DATAKEY_NO_COLOR FE_DATAKEY_T0; do
         [[ -n ${!v+x} ]] && envs+=("$v=${!v}")
     done
-    cd "$ROOT"
+    cd "$ROOT" || exit 1
     exec runuser -u "$PG_USER" -- env "${envs[@]}" bash "$script" "$@"
 }
 
