@@ -28,7 +28,6 @@ use File::Find;
 use File::Temp ();
 use IO::Socket::INET;
 use IPC::Run ();
-use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
   temp_dir free_port run_command command_ok pg_bin_dir
