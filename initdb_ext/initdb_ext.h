@@ -6,16 +6,16 @@
  * The adapter keeps initdb's state about the key (one cluster per process).
  * Order of the calls in initdb's main():
  *
- *	 initdb_ext_parse_args()			before getopt_long(): takes our options out
- *	 initdb_ext_set_data_encryption()	for -y / --data-encryption[=N]
- *	 initdb_ext_set_copy_key_from()		for --copy-key-from=FILE
- *	 initdb_ext_validate()				after the option loop: every check that
- *										needs no command run, nothing
- *created initdb_ext_load_key()				before the data directory is created:
- *										generates the key or unwraps the
- *copy initdb_ext_finish()				after the bootstrap and post-bootstrap
- *										backends, before the final sync: wraps
- *the key into pg_encryption/ and writes the unwrap command into postgresql.conf
+ * - initdb_ext_parse_args(): before getopt_long(), takes our options out.
+ * - initdb_ext_set_data_encryption(): for -y / --data-encryption[=N].
+ * - initdb_ext_set_copy_key_from(): for --copy-key-from=FILE.
+ * - initdb_ext_validate(): after the option loop, every check that needs no
+ *   command run; nothing is created yet.
+ * - initdb_ext_load_key(): before the data directory is created, generates
+ *   the key or unwraps the one to copy.
+ * - initdb_ext_finish(): after the bootstrap and post-bootstrap backends,
+ *   before the final sync, wraps the key into pg_encryption/ and writes the
+ *   unwrap command into postgresql.conf.
  *
  * Each fallible call returns 0 with an error (message, detail, hint) for
  * initdb to print; the adapter itself never prints and never exits.
