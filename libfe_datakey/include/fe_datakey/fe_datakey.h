@@ -15,64 +15,62 @@
 #include <stddef.h>
 
 #ifdef __cplusplus
-extern "C"
-{
+extern "C" {
 #endif
 
-struct option;					/* <getopt.h> */
+struct option; /* <getopt.h> */
 
 /* ---- errors ---- */
 
 typedef struct fe_datakey_error fe_datakey_error;
 
-enum
-{
-	FE_DATAKEY_E_OK = 0,
-	FE_DATAKEY_E_USAGE = 1,
-	FE_DATAKEY_E_COMMAND_MISSING = 2,
-	FE_DATAKEY_E_COMMAND_EMPTY = 3,
-	FE_DATAKEY_E_COMMAND_INVALID = 4,
-	FE_DATAKEY_E_UNSAFE_PATH = 5,
-	FE_DATAKEY_E_SPAWN_FAILED = 6,
-	FE_DATAKEY_E_COMMAND_FAILED = 7,
-	FE_DATAKEY_E_COMMAND_SIGNALED = 8,
-	FE_DATAKEY_E_COMMAND_TIMEOUT = 9,
-	FE_DATAKEY_E_OUTPUT_EMPTY = 10,
-	FE_DATAKEY_E_OUTPUT_SHORT = 11,
-	FE_DATAKEY_E_OUTPUT_LONG = 12,
-	FE_DATAKEY_E_KEY_MISMATCH = 13,
-	FE_DATAKEY_E_CHECK_INVALID = 14,
-	FE_DATAKEY_E_NOT_ENCRYPTED = 15,
-	FE_DATAKEY_E_IO = 16,
-	FE_DATAKEY_E_INTERNAL = 17
+enum {
+    FE_DATAKEY_E_OK = 0,
+    FE_DATAKEY_E_USAGE = 1,
+    FE_DATAKEY_E_COMMAND_MISSING = 2,
+    FE_DATAKEY_E_COMMAND_EMPTY = 3,
+    FE_DATAKEY_E_COMMAND_INVALID = 4,
+    FE_DATAKEY_E_UNSAFE_PATH = 5,
+    FE_DATAKEY_E_SPAWN_FAILED = 6,
+    FE_DATAKEY_E_COMMAND_FAILED = 7,
+    FE_DATAKEY_E_COMMAND_SIGNALED = 8,
+    FE_DATAKEY_E_COMMAND_TIMEOUT = 9,
+    FE_DATAKEY_E_OUTPUT_EMPTY = 10,
+    FE_DATAKEY_E_OUTPUT_SHORT = 11,
+    FE_DATAKEY_E_OUTPUT_LONG = 12,
+    FE_DATAKEY_E_KEY_MISMATCH = 13,
+    FE_DATAKEY_E_CHECK_INVALID = 14,
+    FE_DATAKEY_E_NOT_ENCRYPTED = 15,
+    FE_DATAKEY_E_IO = 16,
+    FE_DATAKEY_E_INTERNAL = 17
 };
 
 /* Primary message, lower case, no trailing period. Never NULL. */
-extern const char *fe_datakey_error_message(const fe_datakey_error *err);
+extern const char* fe_datakey_error_message(const fe_datakey_error* err);
 /* Detail and hint as full sentences, or NULL when there is none. */
-extern const char *fe_datakey_error_detail(const fe_datakey_error *err);
-extern const char *fe_datakey_error_hint(const fe_datakey_error *err);
-extern int	fe_datakey_error_code(const fe_datakey_error *err);
-extern void fe_datakey_error_free(fe_datakey_error *err);
+extern const char* fe_datakey_error_detail(const fe_datakey_error* err);
+extern const char* fe_datakey_error_hint(const fe_datakey_error* err);
+extern int fe_datakey_error_code(const fe_datakey_error* err);
+extern void fe_datakey_error_free(fe_datakey_error* err);
 
 /*
  * For adapters that report errors of their own through the same channel.
  * detail and hint may be NULL. NULL only when out of memory;
  * the accessors treat NULL as an out-of-memory error.
  */
-extern fe_datakey_error *fe_datakey_error_new(int code, const char *message,
-											  const char *detail, const char *hint);
+extern fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
+                                              const char* hint);
 
-extern void fe_datakey_free(void *ptr);
+extern void fe_datakey_free(void* ptr);
 
 /* ---- options ---- */
 
-#define FE_DATAKEY_OPT_WRAP			1u	/* --key-wrap-command */
-#define FE_DATAKEY_OPT_UNWRAP		2u	/* --key-unwrap-command */
-#define FE_DATAKEY_OPT_NO_KEY_WRAP	4u	/* --no-key-wrap */
+#define FE_DATAKEY_OPT_WRAP 1u        /* --key-wrap-command */
+#define FE_DATAKEY_OPT_UNWRAP 2u      /* --key-unwrap-command */
+#define FE_DATAKEY_OPT_NO_KEY_WRAP 4u /* --no-key-wrap */
 
-#define FE_DATAKEY_ROLE_WRAP	0
-#define FE_DATAKEY_ROLE_UNWRAP	1
+#define FE_DATAKEY_ROLE_WRAP 0
+#define FE_DATAKEY_ROLE_UNWRAP 1
 
 typedef struct fe_datakey_options fe_datakey_options;
 
@@ -82,32 +80,30 @@ typedef struct fe_datakey_options fe_datakey_options;
  * utility's own shortopts/longopts (as passed to getopt_long) tell which
  * arguments are values of its options, which are never taken as ours.
  */
-extern fe_datakey_options *fe_datakey_options_extract(int *argc, char **argv,
-													  unsigned accepted,
-													  const char *shortopts,
-													  const struct option *longopts,
-													  fe_datakey_error **err);
-extern void fe_datakey_options_free(fe_datakey_options *opts);
+extern fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned accepted,
+                                                      const char* shortopts,
+                                                      const struct option* longopts,
+                                                      fe_datakey_error** err);
+extern void fe_datakey_options_free(fe_datakey_options* opts);
 
 /* 1 when any of our options was on the command line (variables don't count). */
-extern int	fe_datakey_options_on_command_line(const fe_datakey_options *opts);
+extern int fe_datakey_options_on_command_line(const fe_datakey_options* opts);
 /* 1 when a value for the role is set by option or variable (maybe empty). */
-extern int	fe_datakey_options_is_set(const fe_datakey_options *opts, int role);
+extern int fe_datakey_options_is_set(const fe_datakey_options* opts, int role);
 
 /*
  * The validated command for a role ("-" for no wrapping). NULL with an error
  * when it is unset, empty or has no %p.
  */
-extern char *fe_datakey_options_command(const fe_datakey_options *opts, int role,
-										fe_datakey_error **err);
+extern char* fe_datakey_options_command(const fe_datakey_options* opts, int role,
+                                        fe_datakey_error** err);
 
 /*
  * Both commands, validated, and checked to be both "-" or both commands.
  * Returns 1, or 0 with an error.
  */
-extern int	fe_datakey_options_command_pair(const fe_datakey_options *opts,
-											char **wrap, char **unwrap,
-											fe_datakey_error **err);
+extern int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap,
+                                           char** unwrap, fe_datakey_error** err);
 
 /*
  * Checks one command value given some other way than by our options (e.g.
@@ -115,11 +111,11 @@ extern int	fe_datakey_options_command_pair(const fe_datakey_options *opts,
  * empty, "-" or containing %p. origin names where the value came from, for
  * the detail. Returns 1, or 0 with an error.
  */
-extern int	fe_datakey_command_validate(int role, const char *command, const char *origin,
-										fe_datakey_error **err);
+extern int fe_datakey_command_validate(int role, const char* command, const char* origin,
+                                       fe_datakey_error** err);
 
 /* --help lines for the accepted options, in PostgreSQL's layout. Static. */
-extern const char *fe_datakey_options_help(unsigned accepted);
+extern const char* fe_datakey_options_help(unsigned accepted);
 
 /* ---- keys ---- */
 
@@ -127,75 +123,68 @@ typedef struct fe_datakey_key fe_datakey_key;
 
 #define FE_DATAKEY_KCV_HEX_LEN 32
 
-typedef struct fe_datakey_check
-{
-	int			version;
-	int			bits;			/* AES key length: 128 or 256 */
-	char		kcv[FE_DATAKEY_KCV_HEX_LEN + 1];	/* key check value, hex */
+typedef struct fe_datakey_check {
+    int version;
+    int bits;                             /* AES key length: 128 or 256 */
+    char kcv[FE_DATAKEY_KCV_HEX_LEN + 1]; /* key check value, hex */
 } fe_datakey_check;
 
 /* bits: 128 or 256. */
-extern fe_datakey_key *fe_datakey_key_generate(int bits, fe_datakey_error **err);
-extern void fe_datakey_key_free(fe_datakey_key *key);
-extern int	fe_datakey_key_bits(const fe_datakey_key *key);
-extern size_t fe_datakey_key_length(const fe_datakey_key *key);
+extern fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err);
+extern void fe_datakey_key_free(fe_datakey_key* key);
+extern int fe_datakey_key_bits(const fe_datakey_key* key);
+extern size_t fe_datakey_key_length(const fe_datakey_key* key);
 /* The plaintext bytes, for a cipher layer. Valid until the key is freed. */
-extern const unsigned char *fe_datakey_key_bytes(const fe_datakey_key *key);
-extern void fe_datakey_key_check_of(const fe_datakey_key *key, fe_datakey_check *out);
+extern const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key);
+extern void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out);
 
 /* Parses the contents of a key check file (e.g. read over a connection). */
-extern int	fe_datakey_check_parse(const char *text, size_t len, fe_datakey_check *out,
-								   fe_datakey_error **err);
+extern int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
+                                  fe_datakey_error** err);
 /* 1 when two key checks identify the same key. */
-extern int	fe_datakey_check_equal(const fe_datakey_check *a, const fe_datakey_check *b);
+extern int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b);
 
 /* ---- key store in a data directory ---- */
 
 /* Relative to the data directory. */
-#define FE_DATAKEY_KEY_DIR		"pg_encryption"
-#define FE_DATAKEY_KEY_FILE		"pg_encryption/key.bin"
-#define FE_DATAKEY_CHECK_FILE	"pg_encryption/key.check"
+#define FE_DATAKEY_KEY_DIR "pg_encryption"
+#define FE_DATAKEY_KEY_FILE "pg_encryption/key.bin"
+#define FE_DATAKEY_CHECK_FILE "pg_encryption/key.check"
 
 /* 1 when DATADIR/pg_encryption/key.bin exists, else 0. */
-extern int	fe_datakey_is_encrypted(const char *datadir);
+extern int fe_datakey_is_encrypted(const char* datadir);
 
 /* timeout_seconds: 0 for none. */
-extern int	fe_datakey_store_create(const char *datadir, const char *wrap_command,
-									const fe_datakey_key *key, int timeout_seconds,
-									fe_datakey_error **err);
-extern fe_datakey_key *fe_datakey_store_load(const char *datadir,
-											 const char *unwrap_command,
-											 int timeout_seconds,
-											 fe_datakey_error **err);
-extern int	fe_datakey_store_read_check(const char *datadir, fe_datakey_check *out,
-										fe_datakey_error **err);
+extern int fe_datakey_store_create(const char* datadir, const char* wrap_command,
+                                   const fe_datakey_key* key, int timeout_seconds,
+                                   fe_datakey_error** err);
+extern fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_command,
+                                             int timeout_seconds, fe_datakey_error** err);
+extern int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* out,
+                                       fe_datakey_error** err);
 
 /*
  * Unwraps a key file named by the user (initdb --copy-key-from). *check_found
  * is set to 1 and *check filled when a key check beside it verified the key.
  */
-extern fe_datakey_key *fe_datakey_load_key_file(const char *path,
-												const char *unwrap_command,
-												int timeout_seconds,
-												fe_datakey_check *check,
-												int *check_found,
-												fe_datakey_error **err);
+extern fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_command,
+                                                int timeout_seconds, fe_datakey_check* check,
+                                                int* check_found, fe_datakey_error** err);
 
 /* ---- postgresql.conf ---- */
 
 #define FE_DATAKEY_UNWRAP_SETTING "data_encryption_key_unwrap_command"
 
-extern int	fe_datakey_conf_set_unwrap_command(const char *conf_path, const char *command,
-											   fe_datakey_error **err);
+extern int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
+                                              fe_datakey_error** err);
 /* NULL without an error when the file does not set it. */
-extern char *fe_datakey_conf_get_unwrap_command(const char *conf_path,
-												fe_datakey_error **err);
+extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err);
 /* 'value' for postgresql.conf and a single-quoted shell word. */
-extern char *fe_datakey_conf_quote(const char *value);
-extern char *fe_datakey_shell_quote(const char *word);
+extern char* fe_datakey_conf_quote(const char* value);
+extern char* fe_datakey_shell_quote(const char* word);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif							/* FE_DATAKEY_H */
+#endif /* FE_DATAKEY_H */

@@ -13,8 +13,8 @@ namespace fe_datakey {
 // key length: relation data key, WAL key (each bits/8 bytes) and a 32-byte
 // HMAC key. Its length therefore identifies the AES key length.
 constexpr std::size_t hmac_subkey_length = 32;
-std::size_t key_length_for_bits(int bits);     // 128 -> 64, 256 -> 96; throws on other bits
-int key_bits_for_length(std::size_t length);   // inverse; 0 if no layout has that length
+std::size_t key_length_for_bits(int bits);   // 128 -> 64, 256 -> 96; throws on other bits
+int key_bits_for_length(std::size_t length); // inverse; 0 if no layout has that length
 constexpr std::size_t max_key_length = 96;
 
 class Key {

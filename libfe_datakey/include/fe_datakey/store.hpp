@@ -35,8 +35,8 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
 
 // Creates pg_encryption/ (mode per group_access) if needed, writes key.check
 // and wraps the key into key.bin.
-void create_key_store(const std::string& datadir, const std::string& wrap_command,
-                      const Key& key, const RunOptions& options);
+void create_key_store(const std::string& datadir, const std::string& wrap_command, const Key& key,
+                      const RunOptions& options);
 
 KeyCheck read_key_check(const std::string& datadir);
 
