@@ -1,0 +1,136 @@
+# The passphrase recipes of README.md, read from the README itself so that
+# the commands users copy are the commands that are tested:
+#   - "A passphrase, typed at the terminal": initdb and a foreground server
+#     on a pseudo-terminal, openssl prompting;
+#   - "A passphrase from a file": initdb -y with the two variables, pg_ctl;
+#   - "Rotating the passphrase or master key": pg_datakey rewrap while the
+#     server runs, and the hand-typed pipeline the README explains it with.
+# The key-store recipes need the vendors' tools and accounts and are not run.
+use strict;
+use warnings;
+use Test::More;
+use FindBin;
+use FeDatakey::TestLib;
+
+my $root = $ENV{FE_DATAKEY_ROOT} // "$FindBin::Bin/../..";
+my $readme = slurp_file("$root/README.md");
+
+# The text of a README section, up to the next heading.
+sub section
+{
+	my ($title) = @_;
+	$readme =~ /^### \Q$title\E\n(.*?)(?=^#)/ms
+	  or BAIL_OUT("README.md has no section \"$title\"");
+	return $1;
+}
+
+# The single-quoted value after NAME= in a section.
+sub quoted_after
+{
+	my ($text, $name) = @_;
+	$text =~ /\Q$name\E='([^']*)'/ or BAIL_OUT("README.md: no $name='...' where expected");
+	return $1;
+}
+
+my $dir = temp_dir();
+my $passphrase = 'correct horse battery staple';
+
+# --- typed at the terminal --------------------------------------------------------------
+{
+	my $text = section('A passphrase, typed at the terminal');
+	my $wrap = quoted_after($text, '--key-wrap-command');
+	my $unwrap = quoted_after($text, '--key-unwrap-command');
+	like($text, qr/^postgres -D data\b/m, 'the recipe starts the server in the foreground');
+
+	my $pgdata = "$dir/interactive";
+	my $t = pty_start([ 'initdb', '-D', $pgdata, '-A', 'trust', '-N', '-y',
+		"--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap" ]);
+	ok(defined $t->expect(qr/enter [\w-]+ encryption password:/i), 'initdb: openssl asks for a passphrase')
+	  or diag $t->output;
+	$t->send("$passphrase\n");
+	ok(defined $t->expect(qr/Verifying - enter [\w-]+ encryption password:/i), 'and to verify it')
+	  or diag $t->output;
+	$t->send("$passphrase\n");
+	is($t->finish, 0, 'initdb with the README\'s terminal recipe succeeds') or diag $t->output;
+
+	my $info = FeDatakey::TestLib::server_info($pgdata);
+	my $server = pty_start([ 'postgres', '-D', $pgdata, '-k', $info->{sockdir}, '-p', $info->{port},
+		'-c', "listen_addresses=" ]);
+	ok(defined $server->expect(qr/enter [\w-]+ decryption password:/i), 'the server asks for the passphrase')
+	  or diag $server->output;
+	$server->send("$passphrase\n");
+	ok(defined $server->expect(qr/data encryption key loaded and verified/),
+		'the key is loaded and verified') or diag $server->output;
+	ok(defined $server->expect(qr/ready to accept connections/), 'the server accepts connections')
+	  or diag $server->output;
+	is(psql($pgdata, 'SELECT 6 * 7'), '42', 'a query runs');
+	my ($rc) = stop_server($pgdata);
+	is($rc, 0, 'the foreground server stops');
+	is($server->finish, 0, 'and exits normally');
+	unlike($server->output, qr/\Q$passphrase\E/, 'the passphrase is not echoed');
+}
+
+# --- from a file, through the variables -----------------------------------------------
+my $pgdata = "$dir/from-file";
+my $file_unwrap;
+{
+	my $text = section('A passphrase from a file');
+	my $place = '/etc/postgresql/datakey.pass';
+	like($text, qr/install -m 600 \/dev\/null \Q$place\E/, 'the recipe makes the file 0600 first');
+	my $pass = passphrase_file($dir, 'datakey.pass', $passphrase);
+	my ($wrap, $unwrap) =
+	  map { (my $c = quoted_after($text, "export $_")) =~ s/\Q$place\E/$pass/g; $c }
+	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
+	isnt($wrap, $unwrap, 'two different commands');
+	$file_unwrap = $unwrap;
+
+	my ($rc, $out, $err) =
+	  init_cluster($pgdata, '-y', { env => { PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } });
+	is($rc, 0, 'initdb -y with the README\'s variables') or diag $err;
+	($rc, $out) = run_command([ 'postgres', '-D', $pgdata, '-C', 'data_encryption_key_unwrap_command' ]);
+	is($out, "$unwrap\n", 'postgresql.conf names the README\'s unwrap command');
+	($rc, $out, $err) = start_server($pgdata);
+	is($rc, 0, 'pg_ctl starts the server without a terminal') or diag $err;
+	ok(defined psql($pgdata, "CREATE TABLE recipe AS SELECT 'kept'::text AS v"), 'a table is written');
+}
+
+# --- rotation with pg_datakey, while the server runs ---------------------------------------------
+{
+	my $text = section('Rotating the passphrase or master key');
+	my $place = '/etc/postgresql/datakey.new';
+	my $new = passphrase_file($dir, 'datakey.new', 'a new passphrase');
+	my ($wrap, $unwrap) =
+	  map { (my $c = quoted_after($text, "--$_")) =~ s/\Q$place\E/$new/g; $c }
+	  qw(new-key-wrap-command new-key-unwrap-command);
+	my $before = unwrap_key_bytes($pgdata, $file_unwrap);
+
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'rewrap', '-D', $pgdata,
+		"--new-key-wrap-command=$wrap", "--new-key-unwrap-command=$unwrap" ]);
+	is($rc, 0, 'pg_datakey rewrap with the README\'s commands') or diag $err;
+	is(psql($pgdata, 'SELECT v FROM recipe'), 'kept', 'the running server is unaffected');
+	($rc) = stop_server($pgdata);
+	($rc, $out, $err) = start_server($pgdata);
+	is($rc, 0, 'the server restarts with the new passphrase') or diag $err;
+	is(psql($pgdata, 'SELECT v FROM recipe'), 'kept', 'data intact');
+	stop_server($pgdata);
+	is(unwrap_key_bytes($pgdata, $unwrap), $before, 'the same data key under the new passphrase');
+	($rc) = run_command([ 'bash', '-c', 'cd "$1" && ' . $file_unwrap =~ s/%p/pg_encryption\/key.bin/r, '-', $pgdata ]);
+	isnt($rc, 0, 'the old passphrase no longer opens key.bin');
+
+	# The pipeline the README explains rotation with, OLD and NEW filled in.
+	$text =~ /^cd "\$PGDATA"\n(openssl .*?\n\s*\| openssl .*?)\n/ms
+	  or BAIL_OUT('README.md: no hand-typed rotation pipeline');
+	my $pipeline = $1;
+	my $third = passphrase_file($dir, 'third', 'a third passphrase');
+	$pipeline =~ s/file:OLD/file:$new/;
+	$pipeline =~ s/file:NEW/file:$third/;
+	($rc, $out, $err) = run_command([ 'bash', '-o', 'pipefail', '-c', "cd \"\$1\" && $pipeline", '-', $pgdata ]);
+	is($rc, 0, 'the README\'s hand-typed pipeline runs') or diag $err;
+	my $rewrapped = "$pgdata/pg_encryption/key.bin.new";
+	ok(-s $rewrapped, 'and names its output file');
+	($rc, $out) = run_command([ 'openssl', 'enc', '-d', '-aes-128-cbc', '-pbkdf2', "-pass", "file:$third",
+		'-in', $rewrapped ]);
+	is($out, $before, 'its output holds the same key under the third passphrase');
+}
+
+done_testing();
