@@ -11,9 +11,9 @@
 #   is($node->psql('select 1'), '1');
 #   $node->stop;
 #
-# Every command runs with a clean environment: no PGDATAKEY* variables and
-# no libpq connection variables unless a test passes them (env => {...}),
-# and messages in English.
+# Every command runs with a clean environment: no PGDATAKEY* variables, no
+# libpq connection variables and no FE_DATAKEY_CRASH_AT unless a test passes
+# them (env => {...}), and messages in English.
 package FeDatakey::TestLib;
 
 use strict;
@@ -53,6 +53,7 @@ sub pg_bin_dir
 BEGIN
 {
 	delete $ENV{$_} for grep { /^PG/ } keys %ENV;
+	delete $ENV{FE_DATAKEY_CRASH_AT};
 	$ENV{LC_ALL} = 'C';
 	$ENV{LANG} = 'C';
 	delete $ENV{LANGUAGE};
@@ -185,8 +186,12 @@ sub files_containing
 
 # --- running commands -----------------------------------------------------------
 
-# run_command(\@argv, %opts) -> ($status, $stdout, $stderr)
-#   $status: the exit code, or 128 + N when killed by signal N.
+# run_command(\@argv, %opts) -> ($status, $stdout, $stderr, \%how)
+#   $status: the exit code, or 128 + N when killed by signal N, or 124 when
+#   killed after the timeout.
+#   %how: signal => N when killed by signal N (else 0), timed_out => 1 when
+#   killed after the timeout (else 0): what $status cannot tell apart from
+#   an exit code.
 #   opts: env => { NAME => value or undef to unset }, stdin => string,
 #         cwd => dir, timeout => seconds.
 sub run_command
@@ -208,11 +213,12 @@ sub run_command
 	} or do {
 		my $e = $@;
 		croak "command @$cmd: $e" unless $e =~ /timeout/i;
-		return (124, $out, $err . "\n[timed out after " . ($opts{timeout} // $TIMEOUT) . "s]\n");
+		return (124, $out, $err . "\n[timed out after " . ($opts{timeout} // $TIMEOUT) . "s]\n",
+			{ signal => 0, timed_out => 1 });
 	};
 	my $st = $?;
 	my $status = ($st & 127) ? 128 + ($st & 127) : $st >> 8;
-	return ($status, $out, $err);
+	return ($status, $out, $err, { signal => $st & 127, timed_out => 0 });
 }
 
 # Runs a command that must succeed; returns its stdout. Dies with its stderr.
@@ -423,6 +429,7 @@ package FeDatakey::TestLib::Cluster;
 # An object face on the functions above, for one data directory.
 #   my $node = FeDatakey::TestLib::Cluster->new($pgdata);
 #   $node->initdb(@args) / ->start(%opts) / ->stop / ->restart / ->psql($sql)
+#   $node->safe_psql($sql) / ->append_conf($text) / ->connstr
 #   $node->log / ->postgres_C($setting) / ->data_dir / ->sockdir / ->port
 
 sub new
@@ -435,6 +442,24 @@ sub data_dir { return $_[0]{pgdata} }
 sub sockdir { return FeDatakey::TestLib::server_info($_[0]{pgdata})->{sockdir} }
 sub port { return FeDatakey::TestLib::server_info($_[0]{pgdata})->{port} }
 sub logfile { return FeDatakey::TestLib::server_info($_[0]{pgdata})->{log} }
+
+# A libpq connection string for this server.
+sub connstr
+{
+	my ($self, $dbname) = @_;
+	return "host=" . $self->sockdir . " port=" . $self->port . " dbname=" . ($dbname // 'postgres');
+}
+
+# Appends $text to postgresql.conf (or to $file in the data directory).
+sub append_conf
+{
+	my ($self, $text, $file) = @_;
+	my $path = "$self->{pgdata}/" . ($file // 'postgresql.conf');
+	open my $fh, '>>', $path or Carp::croak "could not append to $path: $!";
+	print $fh $text;
+	close $fh or Carp::croak "could not append to $path: $!";
+	return $path;
+}
 
 sub initdb
 {
@@ -468,6 +493,15 @@ sub psql
 {
 	my ($self, $sql, %opts) = @_;
 	return FeDatakey::TestLib::psql($self->{pgdata}, $sql, %opts);
+}
+
+# Like psql, but dies with psql's stderr when it fails.
+sub safe_psql
+{
+	my ($self, $sql, %opts) = @_;
+	my ($rc, $out, $err) = $self->psql($sql, %opts);
+	Carp::croak "psql on $self->{pgdata} failed (status $rc): $err" if $rc != 0;
+	return $out;
 }
 
 # The server log so far ('' when there is none).
