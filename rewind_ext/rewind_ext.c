@@ -8,15 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDACTED_OPTION " -c " FE_DATAKEY_UNWRAP_SETTING "=..."
-
 struct rewind_ext {
     fe_datakey_options* opts;
     int source_known;
     int source_encrypted;
     int source_check_found;
     fe_datakey_check source_check;
-    char* server_option; /* "" when there is nothing to pass */
+    char* server_option; /* NULL when there is nothing to pass */
     int server_option_built;
 };
 
@@ -24,29 +22,11 @@ static fe_datakey_error* oom(void) {
     return fe_datakey_error_new(FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
 }
 
-static char* concat3(const char* a, const char* b, const char* c) {
-    size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
-    char* s = malloc(la + lb + lc + 1);
-
-    if (s == NULL)
-        return NULL;
-    memcpy(s, a, la);
-    memcpy(s + la, b, lb);
-    memcpy(s + la + lb, c, lc + 1);
-    return s;
-}
-
 rewind_ext* rewind_ext_init(int* argc, char** argv, const char* shortopts,
                             const struct option* longopts, fe_datakey_error** err) {
     rewind_ext* ext = calloc(1, sizeof(rewind_ext));
 
     if (ext == NULL) {
-        *err = oom();
-        return NULL;
-    }
-    ext->server_option = calloc(1, 1);
-    if (ext->server_option == NULL) {
-        free(ext);
         *err = oom();
         return NULL;
     }
@@ -63,7 +43,7 @@ void rewind_ext_free(rewind_ext* ext) {
     if (ext == NULL)
         return;
     fe_datakey_options_free(ext->opts);
-    free(ext->server_option);
+    fe_datakey_free(ext->server_option);
     free(ext);
 }
 
@@ -156,16 +136,9 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
     key = fe_datakey_store_load(target_datadir, command, 0, err);
     if (key == NULL) {
         /* Say which cluster failed; keep the library's detail and hint. */
-        fe_datakey_error* inner = *err;
-        char message[512];
-
         fe_datakey_free(command);
-        snprintf(message, sizeof(message),
-                 "could not load the data encryption key of the target cluster: %s",
-                 fe_datakey_error_message(inner));
-        *err = fe_datakey_error_new(fe_datakey_error_code(inner), message,
-                                    fe_datakey_error_detail(inner), fe_datakey_error_hint(inner));
-        fe_datakey_error_free(inner);
+        fe_datakey_error_prefix(*err,
+                                "could not load the data encryption key of the target cluster: ");
         return 0;
     }
     fe_datakey_key_check_of(key, &target_check);
@@ -187,74 +160,32 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
 const char* rewind_ext_server_option(rewind_ext* ext, const char* target_datadir,
                                      fe_datakey_error** err) {
     char* command;
-    char* setting;
-    char* quoted;
-    char* option;
 
     if (ext->server_option_built)
-        return ext->server_option;
+        return ext->server_option != NULL ? ext->server_option : "";
     if (!fe_datakey_is_encrypted(target_datadir) ||
         !fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP)) {
         ext->server_option_built = 1;
-        return ext->server_option;
+        return "";
     }
 
     command = fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
     if (command == NULL)
         return NULL;
-    setting = concat3(FE_DATAKEY_UNWRAP_SETTING, "=", command);
-    fe_datakey_free(command);
-    if (setting == NULL) {
-        *err = oom();
-        return NULL;
-    }
     /* pg_rewind runs the server through the shell: one quoted word */
-    quoted = fe_datakey_shell_quote(setting);
-    free(setting);
-    if (quoted == NULL) {
+    ext->server_option = fe_datakey_server_option(command);
+    fe_datakey_free(command);
+    if (ext->server_option == NULL) {
         *err = oom();
         return NULL;
     }
-    option = concat3(" -c ", quoted, "");
-    fe_datakey_free(quoted);
-    if (option == NULL) {
-        *err = oom();
-        return NULL;
-    }
-    free(ext->server_option);
-    ext->server_option = option;
     ext->server_option_built = 1;
-    return option;
+    return ext->server_option;
 }
 
 char* rewind_ext_redact(const rewind_ext* ext, const char* text) {
-    const char* opt = ext->server_option;
-    size_t optlen = strlen(opt);
-    size_t replen = strlen(REDACTED_OPTION);
-    size_t n = 0;
-    const char* p;
-    char* out;
-    char* o;
-
-    if (optlen > 0)
-        for (p = strstr(text, opt); p != NULL; p = strstr(p + optlen, opt))
-            n++;
-    out = malloc(strlen(text) + n * replen + 1);
-    if (out == NULL)
-        return NULL;
-    o = out;
-    p = text;
-    while (optlen > 0 && n-- > 0) {
-        const char* hit = strstr(p, opt);
-
-        memcpy(o, p, hit - p);
-        o += hit - p;
-        memcpy(o, REDACTED_OPTION, replen);
-        o += replen;
-        p = hit + optlen;
-    }
-    strcpy(o, p);
-    return out;
+    return fe_datakey_redact_server_option(text,
+                                           ext->server_option != NULL ? ext->server_option : "");
 }
 
 int rewind_ext_is_key_store_path(const char* path) {

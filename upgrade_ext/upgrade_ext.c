@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDACTED_OPTION " -c " FE_DATAKEY_UNWRAP_SETTING "=..."
-
 struct upgrade_ext {
     fe_datakey_options* opts;
     char* server_option;
@@ -102,15 +100,11 @@ static int load_check(const upgrade_ext* ext, const char* which, const char* pgd
     fe_datakey_free(command);
     if (key == NULL) {
         /* Say which cluster failed; keep the library's detail and hint. */
-        fe_datakey_error* inner = *err;
-        char message[512];
+        char prefix[64];
 
-        snprintf(message, sizeof(message),
-                 "could not load the data encryption key of the %s cluster: %s", which,
-                 fe_datakey_error_message(inner));
-        *err = fe_datakey_error_new(fe_datakey_error_code(inner), message,
-                                    fe_datakey_error_detail(inner), fe_datakey_error_hint(inner));
-        fe_datakey_error_free(inner);
+        snprintf(prefix, sizeof(prefix),
+                 "could not load the data encryption key of the %s cluster: ", which);
+        fe_datakey_error_prefix(*err, prefix);
         return 0;
     }
     fe_datakey_key_check_of(key, out);
@@ -135,46 +129,28 @@ static char* escape_for_double_quotes(const char* s) {
 
 static int build_server_option(upgrade_ext* ext, fe_datakey_error** err) {
     char* command;
-    char* setting;
-    char* quoted;
     char* option;
+    char* escaped;
 
     command = fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
     if (command == NULL)
         return 0;
-    setting = malloc(strlen(FE_DATAKEY_UNWRAP_SETTING) + strlen(command) + 2);
-    if (setting == NULL) {
-        fe_datakey_free(command);
-        *err = oom();
-        return 0;
-    }
-    sprintf(setting, "%s=%s", FE_DATAKEY_UNWRAP_SETTING, command);
+    /* One level of quoting for the shell pg_ctl runs postgres with ... */
+    option = fe_datakey_server_option(command);
     fe_datakey_free(command);
-
-    /* One level for the shell pg_ctl runs postgres with ... */
-    quoted = fe_datakey_shell_quote(setting);
-    free(setting);
-    if (quoted == NULL) {
-        *err = oom();
-        return 0;
-    }
-    /* ... and one for the double quotes of pg_ctl -o "..." */
-    option = malloc(strlen(quoted) + 5);
-    if (option != NULL)
-        sprintf(option, " -c %s", quoted);
-    fe_datakey_free(quoted);
     if (option == NULL) {
         *err = oom();
         return 0;
     }
-    quoted = escape_for_double_quotes(option);
-    free(option);
-    if (quoted == NULL) {
+    /* ... and one for the double quotes of pg_ctl -o "..." */
+    escaped = escape_for_double_quotes(option);
+    fe_datakey_free(option);
+    if (escaped == NULL) {
         *err = oom();
         return 0;
     }
     free(ext->server_option);
-    ext->server_option = quoted;
+    ext->server_option = escaped;
     return 1;
 }
 
@@ -240,31 +216,5 @@ const char* upgrade_ext_server_option(const upgrade_ext* ext) {
 }
 
 char* upgrade_ext_redact(const upgrade_ext* ext, const char* text) {
-    const char* opt = ext->server_option;
-    size_t optlen = strlen(opt);
-    size_t replen = strlen(REDACTED_OPTION);
-    size_t n = 0;
-    const char* p;
-    char* out;
-    char* o;
-
-    if (optlen > 0)
-        for (p = strstr(text, opt); p != NULL; p = strstr(p + optlen, opt))
-            n++;
-    out = malloc(strlen(text) + n * replen + 1);
-    if (out == NULL)
-        return NULL;
-    o = out;
-    p = text;
-    while (optlen > 0 && n-- > 0) {
-        const char* hit = strstr(p, opt);
-
-        memcpy(o, p, hit - p);
-        o += hit - p;
-        memcpy(o, REDACTED_OPTION, replen);
-        o += replen;
-        p = hit + optlen;
-    }
-    strcpy(o, p);
-    return out;
+    return fe_datakey_redact_server_option(text, ext->server_option);
 }

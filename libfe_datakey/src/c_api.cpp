@@ -123,6 +123,16 @@ fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char
                          hint != nullptr ? hint : ""};
 }
 
+void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) {
+    if (err == nullptr)
+        return;
+    try {
+        err->message = prefix + err->message;
+    } catch (...) {
+        // out of memory: the message stays as it was
+    }
+}
+
 void fe_datakey_free(void* ptr) {
     std::free(ptr);
 }
@@ -274,6 +284,31 @@ char* fe_datakey_conf_quote(const char* value) {
 }
 char* fe_datakey_shell_quote(const char* word) {
     return copy_string(shell_quote(word));
+}
+
+char* fe_datakey_server_option(const char* unwrap_command) {
+    try {
+        return copy_string(" -c " +
+                           shell_quote(std::string(unwrap_command_setting) + "=" + unwrap_command));
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+char* fe_datakey_redact_server_option(const char* text, const char* option) {
+    try {
+        std::string out = text;
+        std::size_t length = std::strlen(option);
+        if (length == 0)
+            return copy_string(out);
+        std::size_t replacement = std::strlen(FE_DATAKEY_REDACTED_SERVER_OPTION);
+        for (std::size_t at = out.find(option); at != std::string::npos;
+             at = out.find(option, at + replacement))
+            out.replace(at, length, FE_DATAKEY_REDACTED_SERVER_OPTION);
+        return copy_string(out);
+    } catch (...) {
+        return nullptr;
+    }
 }
 
 } // extern "C"

@@ -173,3 +173,49 @@ TEST(CApi, HelpText) {
     EXPECT_NE(std::strstr(help, "--key-unwrap-command=COMMAND"), nullptr);
     EXPECT_EQ(std::strstr(help, "--no-key-wrap"), nullptr);
 }
+
+TEST(CApi, ErrorPrefixKeepsCodeDetailAndHint) {
+    fe_datakey_error* err =
+        fe_datakey_error_new(FE_DATAKEY_E_KEY_MISMATCH, "keys differ", "A detail.", "A hint.");
+    ASSERT_NE(err, nullptr);
+    fe_datakey_error_prefix(err, "could not load the key of the old cluster: ");
+    EXPECT_STREQ(fe_datakey_error_message(err),
+                 "could not load the key of the old cluster: keys differ");
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_KEY_MISMATCH);
+    EXPECT_STREQ(fe_datakey_error_detail(err), "A detail.");
+    EXPECT_STREQ(fe_datakey_error_hint(err), "A hint.");
+    fe_datakey_error_free(err);
+    fe_datakey_error_prefix(nullptr, "ignored: "); // the out-of-memory error stays so
+}
+
+TEST(CApi, ServerOptionIsOneQuotedShellWord) {
+    char* option = fe_datakey_server_option("openssl enc -d -pass file:'/k' -in \"%p\"");
+    ASSERT_NE(option, nullptr);
+    EXPECT_STREQ(option, " -c 'data_encryption_key_unwrap_command=openssl enc -d -pass "
+                         "file:'\\''/k'\\'' -in \"%p\"'");
+    fe_datakey_free(option);
+    option = fe_datakey_server_option("-");
+    EXPECT_STREQ(option, " -c 'data_encryption_key_unwrap_command=-'");
+    fe_datakey_free(option);
+}
+
+TEST(CApi, RedactServerOptionReplacesEveryOccurrence) {
+    char* option = fe_datakey_server_option("cat \"%p\" # SECRET");
+    ASSERT_NE(option, nullptr);
+    std::string text = std::string("\"postgres\" --single") + option + " -D data" + option + " x";
+    char* redacted = fe_datakey_redact_server_option(text.c_str(), option);
+    ASSERT_NE(redacted, nullptr);
+    EXPECT_STREQ(redacted, "\"postgres\" --single -c data_encryption_key_unwrap_command=... "
+                           "-D data -c data_encryption_key_unwrap_command=... x");
+    EXPECT_EQ(std::strstr(redacted, "SECRET"), nullptr);
+    fe_datakey_free(redacted);
+    fe_datakey_free(option);
+
+    // Nothing to hide: an unchanged copy.
+    redacted = fe_datakey_redact_server_option("pg_ctl start -o \"-c x=1\"", "");
+    EXPECT_STREQ(redacted, "pg_ctl start -o \"-c x=1\"");
+    fe_datakey_free(redacted);
+    redacted = fe_datakey_redact_server_option("", " -c 'a=b'");
+    EXPECT_STREQ(redacted, "");
+    fe_datakey_free(redacted);
+}

@@ -61,6 +61,13 @@ extern void fe_datakey_error_free(fe_datakey_error* err);
 extern fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
                                               const char* hint);
 
+/*
+ * Puts prefix before the primary message of err (e.g. to say which cluster
+ * failed), keeping its code, detail and hint. On out of memory err is left
+ * as it was; a NULL err (out of memory already) stays NULL.
+ */
+extern void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix);
+
 extern void fe_datakey_free(void* ptr);
 
 /* ---- options ---- */
@@ -182,6 +189,27 @@ extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datake
 /* 'value' for postgresql.conf and a single-quoted shell word. */
 extern char* fe_datakey_conf_quote(const char* value);
 extern char* fe_datakey_shell_quote(const char* word);
+
+/* ---- passing the unwrap command on to a server ---- */
+
+/* What fe_datakey_redact_server_option puts in place of the option. */
+#define FE_DATAKEY_REDACTED_SERVER_OPTION " -c " FE_DATAKEY_UNWRAP_SETTING "=..."
+
+/*
+ * The text to append to a shell command line that starts a server, so that
+ * it runs unwrap_command: " -c 'data_encryption_key_unwrap_command=...'",
+ * the setting one single-quoted shell word. NULL only when out of memory.
+ */
+extern char* fe_datakey_server_option(const char* unwrap_command);
+
+/*
+ * A copy of text with every occurrence of option (as built from
+ * fe_datakey_server_option, maybe escaped further by the caller) replaced by
+ * FE_DATAKEY_REDACTED_SERVER_OPTION, for messages that show a command line:
+ * the command can carry secrets. An empty option replaces nothing. NULL only
+ * when out of memory.
+ */
+extern char* fe_datakey_redact_server_option(const char* text, const char* option);
 
 #ifdef __cplusplus
 }
