@@ -84,27 +84,6 @@ std::string boost_message(const po::error& e) {
     return e.what();
 }
 
-// Boost.ProgramOptions refuses "--opt=" but an empty command must reach the
-// library, which rejects it with its own message: hand it over as "--opt" "".
-std::vector<std::string> split_empty_values(int argc, const char* const* argv) {
-    std::vector<std::string> args;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--") {
-            args.insert(args.end(), argv + i, argv + argc);
-            break;
-        }
-        if (a.size() > 3 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
-            a.find('=') == a.size() - 1) {
-            args.push_back(a.substr(0, a.size() - 1));
-            args.emplace_back();
-        } else {
-            args.push_back(a);
-        }
-    }
-    return args;
-}
-
 } // namespace
 
 Invocation parse_command_line(int argc, const char* const* argv) {
@@ -112,10 +91,14 @@ Invocation parse_command_line(int argc, const char* const* argv) {
     po::positional_options_description positional;
     positional.add("command", -1);
     po::variables_map vm;
+    std::vector<std::string> args;
+    if (argc > 1)
+        args.assign(argv + 1, argv + argc);
     try {
         auto style =
             po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-        po::store(po::command_line_parser(split_empty_values(argc, argv))
+        // An empty value reaches the library, which rejects it with its own message.
+        po::store(po::command_line_parser(fe_datakey::split_empty_values(args))
                       .options(desc)
                       .positional(positional)
                       .style(style)

@@ -66,22 +66,6 @@ Error usage_error(const po::error& e) {
     return Error(ErrorCode::usage, message);
 }
 
-// Boost.ProgramOptions refuses "--opt=" outright, but an empty command must
-// reach validation to get its own error: hand it over as "--opt" "".
-std::vector<std::string> split_empty_values(const std::vector<std::string>& args) {
-    std::vector<std::string> out;
-    for (const auto& a : args) {
-        if (a.size() > 3 && a.compare(0, 2, "--") == 0 && a.back() == '=' &&
-            a.find('=') == a.size() - 1) {
-            out.push_back(a.substr(0, a.size() - 1));
-            out.emplace_back();
-        } else {
-            out.push_back(a);
-        }
-    }
-    return out;
-}
-
 bool has_placeholder(const std::string& command) {
     for (std::size_t i = 0; i + 1 < command.size(); ++i) {
         if (command[i] != '%')
@@ -100,6 +84,24 @@ std::string origin_of(Role role, const CommandSetting& setting) {
 }
 
 } // namespace
+
+std::vector<std::string> split_empty_values(const std::vector<std::string>& args) {
+    std::vector<std::string> out;
+    for (auto a = args.begin(); a != args.end(); ++a) {
+        if (*a == "--") {
+            out.insert(out.end(), a, args.end());
+            break;
+        }
+        if (a->size() > 3 && a->compare(0, 2, "--") == 0 && a->back() == '=' &&
+            a->find('=') == a->size() - 1) {
+            out.push_back(a->substr(0, a->size() - 1));
+            out.emplace_back();
+        } else {
+            out.push_back(*a);
+        }
+    }
+    return out;
+}
 
 const char* option_name(Role role) {
     return role == Role::wrap ? "--key-wrap-command" : "--key-unwrap-command";

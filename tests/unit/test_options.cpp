@@ -317,3 +317,16 @@ TEST_F(OptionsTest, HelpTextInPostgresLayout) {
     std::size_t pos = help.find("command that wraps");
     EXPECT_EQ(pos - help.rfind('\n', pos) - 1, 28u);
 }
+
+TEST(SplitEmptyValues, HandsAnEmptyValueOverAsItsOwnArgument) {
+    using V = std::vector<std::string>;
+    EXPECT_EQ(split_empty_values({"--key-unwrap-command=", "--key-wrap-command=c %p"}),
+              (V{"--key-unwrap-command", "", "--key-wrap-command=c %p"}));
+    // Not "--opt=": too short, more than one '=', or not a long option.
+    EXPECT_EQ(split_empty_values({"--=", "--a=b=", "-x=", "value="}),
+              (V{"--=", "--a=b=", "-x=", "value="}));
+    // Operands after "--" stay as they are.
+    EXPECT_EQ(split_empty_values({"--json=", "--", "--pgdata="}),
+              (V{"--json", "", "--", "--pgdata="}));
+    EXPECT_EQ(split_empty_values({}), V{});
+}

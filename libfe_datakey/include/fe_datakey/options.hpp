@@ -69,6 +69,11 @@ void validate_command_pair(const std::string& wrap, const std::string& unwrap);
 const char* option_name(Role role);      // "--key-wrap-command"
 const char* environment_name(Role role); // "PGDATAKEYWRAPCMD"
 
+// Boost.ProgramOptions refuses "--opt=" outright, but an empty command must
+// reach validation to get its own error: hands each "--opt=" over as "--opt"
+// "". Arguments from a "--" on are operands and are left as they are.
+std::vector<std::string> split_empty_values(const std::vector<std::string>& args);
+
 // Lines for a utility's --help, in PostgreSQL's layout.
 std::string help_text(unsigned accepted);
 
