@@ -102,18 +102,6 @@ std::string directory_of(const std::string& path) {
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-void write_all(int fd, const std::string& data, const std::string& path) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            throw_io_error("could not write file \"" + path + "\"", errno);
-        done += static_cast<std::size_t>(n);
-    }
-}
-
 // Replaces `path` by `content`: temporary file beside it with the same mode,
 // fsync, rename, fsync of the directory.
 void replace_file_atomically(const std::string& path, const std::string& content) {
@@ -127,7 +115,7 @@ void replace_file_atomically(const std::string& path, const std::string& content
     try {
         if (::fchmod(fd, st.st_mode & 07777) != 0)
             throw_io_error("could not change permissions of file \"" + tmp + "\"", errno);
-        write_all(fd, content, tmp);
+        write_all(fd, content.data(), content.size(), tmp);
         if (::fsync(fd) != 0)
             throw_io_error("could not fsync file \"" + tmp + "\"", errno);
     } catch (...) {

@@ -76,6 +76,18 @@ void durable_rename(const std::string& from, const std::string& to) {
     fsync_path(parent_directory(to), true);
 }
 
+// The last steps of writing a file under a temporary name: its mode (the
+// umask may have taken bits away; the mode is ours to decide), fsync, close,
+// rename over `path` and fsync of the directory.
+void install_file(FileHandle& fd, mode_t mode, const std::string& tmp, const std::string& path) {
+    if (fchmod(fd.get(), mode) != 0)
+        throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
+    if (fsync(fd.get()) != 0)
+        throw_io_error("could not fsync file " + in_quotes(tmp), errno);
+    fd.close_checked(tmp);
+    durable_rename(tmp, path);
+}
+
 void write_bytes_durably(const std::string& datadir, const std::string& relpath,
                          const unsigned char* data, std::size_t size) {
     std::string path = join(datadir, relpath);
@@ -87,22 +99,8 @@ void write_bytes_durably(const std::string& datadir, const std::string& relpath,
             open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (fd.get() < 0)
             throw_io_error("could not create file " + in_quotes(tmp), errno);
-        // The umask may have taken bits away; the mode is ours to decide.
-        if (fchmod(fd.get(), mode) != 0)
-            throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
-        std::size_t done = 0;
-        while (done < size) {
-            ssize_t n = write(fd.get(), data + done, size - done);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                throw_io_error("could not write file " + in_quotes(tmp), n < 0 ? errno : ENOSPC);
-            done += static_cast<std::size_t>(n);
-        }
-        if (fsync(fd.get()) != 0)
-            throw_io_error("could not fsync file " + in_quotes(tmp), errno);
-        fd.close_checked(tmp);
-        durable_rename(tmp, path);
+        write_all(fd.get(), data, size, tmp);
+        install_file(fd, mode, tmp, path);
     } catch (...) {
         unlink(tmp.c_str());
         throw;
@@ -205,6 +203,19 @@ void fsync_path(const std::string& path, bool is_directory) {
         throw_io_error("could not fsync file " + in_quotes(path), errno);
 }
 
+void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
+    const char* bytes = static_cast<const char*>(data);
+    std::size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd, bytes + done, size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw_io_error("could not write file " + in_quotes(path), n < 0 ? errno : ENOSPC);
+        done += static_cast<std::size_t>(n);
+    }
+}
+
 void write_file_durably(const std::string& datadir, const std::string& relpath,
                         const std::string& data) {
     write_bytes_durably(datadir, relpath, reinterpret_cast<const unsigned char*>(data.data()),
@@ -248,12 +259,7 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
             throw Error(ErrorCode::output_empty, role + " wrote an empty key file",
                         "The command succeeded but the file " + in_quotes(tmp_rel) + " is empty.",
                         "A wrap command must write the wrapped key to the file named by %p.");
-        if (fchmod(fd.get(), mode) != 0)
-            throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
-        if (fsync(fd.get()) != 0)
-            throw_io_error("could not fsync file " + in_quotes(tmp), errno);
-        fd.close_checked(tmp);
-        durable_rename(tmp, path);
+        install_file(fd, mode, tmp, path);
     } catch (...) {
         unlink(tmp.c_str());
         throw;

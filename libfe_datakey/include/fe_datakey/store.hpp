@@ -5,6 +5,7 @@
 #include "fe_datakey/command.hpp"
 #include "fe_datakey/key.hpp"
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,9 @@ bool group_access(const std::string& datadir);
 void write_file_durably(const std::string& datadir, const std::string& relpath,
                         const std::string& data);
 void fsync_path(const std::string& path, bool is_directory);
+// Writes all of data to fd, retrying short writes and EINTR; an error names
+// `path`, the file fd is open on.
+void write_all(int fd, const void* data, std::size_t size, const std::string& path);
 
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
