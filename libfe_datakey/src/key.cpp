@@ -45,9 +45,23 @@ std::string bytes_count(std::size_t n) {
     return std::to_string(n) + (n == 1 ? " byte" : " bytes");
 }
 
-const char* length_hint =
-    "An unwrap command must write exactly the plaintext key to its standard output, and "
-    "nothing else.";
+const char* length_hint(KeyOrigin origin) {
+    if (origin == KeyOrigin::plaintext_file)
+        return "A key stored without wrapping (\"-\") must be exactly the plaintext key, and "
+               "nothing else. If the key file is wrapped, give its unwrap command instead of "
+               "\"-\".";
+    return "An unwrap command must write exactly the plaintext key to its standard output, and "
+           "nothing else.";
+}
+
+// Nothing came: what was expected, and where.
+Error empty_key(const std::string& source, const std::string& expected, KeyOrigin origin) {
+    if (origin == KeyOrigin::plaintext_file)
+        return Error(ErrorCode::output_empty, source + " is empty",
+                     expected + " was expected in it.", length_hint(origin));
+    return Error(ErrorCode::output_empty, source + " produced no output",
+                 expected + " was expected on its standard output.", length_hint(origin));
+}
 
 } // namespace
 
@@ -166,49 +180,54 @@ KeyCheck KeyCheck::parse(const std::string& text) {
     return check;
 }
 
-Key verify_key(SecureBuffer unwrapped, const KeyCheck& check, const std::string& source) {
+Key verify_key(SecureBuffer unwrapped, const KeyCheck& check, const std::string& source,
+               KeyOrigin origin) {
     std::size_t expected = key_length_for_bits(check.bits);
     std::size_t got = unwrapped.size();
     if (got == 0)
-        throw Error(ErrorCode::output_empty, source + " produced no output",
-                    "The data encryption key (" + bytes_count(expected) +
-                        ") was expected on its standard output.",
-                    length_hint);
+        throw empty_key(source, "The data encryption key (" + bytes_count(expected) + ")", origin);
     if (got < expected)
         throw Error(ErrorCode::output_short, "data encryption key from " + source + " is too short",
                     "Expected " + bytes_count(expected) + ", got " + std::to_string(got) + ".",
-                    length_hint);
+                    length_hint(origin));
     if (got > expected)
         throw Error(ErrorCode::output_long, "data encryption key from " + source + " is too long",
                     "Expected " + bytes_count(expected) + ", got " + std::to_string(got) + ".",
-                    length_hint);
+                    length_hint(origin));
     Key key = Key::from_bytes(std::move(unwrapped));
     // Check values are not secret, but compare them in constant time anyway.
     std::string kcv = key.check_value();
     if (kcv.size() != check.kcv.size() ||
-        CRYPTO_memcmp(kcv.data(), check.kcv.data(), kcv.size()) != 0)
-        throw Error(ErrorCode::key_mismatch,
-                    "data encryption key from " + source + " does not match the key check",
+        CRYPTO_memcmp(kcv.data(), check.kcv.data(), kcv.size()) != 0) {
+        std::string message =
+            "data encryption key from " + source + " does not match the key check";
+        if (origin == KeyOrigin::plaintext_file)
+            throw Error(ErrorCode::key_mismatch, message,
+                        "The key in the file has the right length, but its key check value "
+                        "differs from the stored one.",
+                        "The key file probably belongs to another cluster, or it is wrapped and "
+                        "needs its unwrap command instead of \"-\".");
+        throw Error(ErrorCode::key_mismatch, message,
                     "The unwrapped key has the right length, but its key check value differs "
                     "from the stored one.",
                     "The passphrase or master key used to unwrap the key is probably wrong, or "
                     "the key file belongs to another cluster.");
+    }
     return key;
 }
 
-Key verify_key_length(SecureBuffer unwrapped, const std::string& source) {
+Key verify_key_length(SecureBuffer unwrapped, const std::string& source, KeyOrigin origin) {
     std::size_t got = unwrapped.size();
     std::string expected =
         bytes_count(key_length_for_bits(128)) + " or " + bytes_count(key_length_for_bits(256));
     if (got == 0)
-        throw Error(ErrorCode::output_empty, source + " produced no output",
-                    "A data encryption key (" + expected + ") was expected on its standard output.",
-                    length_hint);
+        throw empty_key(source, "A data encryption key (" + expected + ")", origin);
     if (key_bits_for_length(got) == 0) {
         bool is_short = got < key_length_for_bits(256);
         throw Error(is_short ? ErrorCode::output_short : ErrorCode::output_long,
                     "data encryption key from " + source + " has an invalid length",
-                    "Expected " + expected + ", got " + std::to_string(got) + ".", length_hint);
+                    "Expected " + expected + ", got " + std::to_string(got) + ".",
+                    length_hint(origin));
     }
     return Key::from_bytes(std::move(unwrapped));
 }

@@ -307,7 +307,8 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
     std::string path = join(datadir, relpath);
     require_file(path);
     if (is_plaintext_mode(unwrap_command))
-        return verify_key(read_plaintext_key(path), check, "key file " + in_quotes(path));
+        return verify_key(read_plaintext_key(path), check, "key file " + in_quotes(path),
+                          KeyOrigin::plaintext_file);
 
     RunOptions run = options;
     run.working_directory = datadir.empty() ? "." : datadir;
@@ -339,17 +340,19 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
 
     SecureBuffer bytes;
     std::string source;
+    KeyOrigin origin = KeyOrigin::unwrap_command;
     if (is_plaintext_mode(unwrap_command)) {
         bytes = read_plaintext_key(key_file_path);
         source = "key file " + in_quotes(key_file_path);
+        origin = KeyOrigin::plaintext_file;
     } else {
         RunOptions run = options;
         run.working_directory = directory;
         bytes = run_unwrap(expand_command(unwrap_command, relpath), key_read_limit, run);
         source = role_name(Role::unwrap);
     }
-    Key key = check ? verify_key(std::move(bytes), *check, source)
-                    : verify_key_length(std::move(bytes), source);
+    Key key = check ? verify_key(std::move(bytes), *check, source, origin)
+                    : verify_key_length(std::move(bytes), source, origin);
     if (check_found != nullptr)
         *check_found = check;
     return key;

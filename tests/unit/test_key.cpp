@@ -58,9 +58,13 @@ ErrorCode code_of_parse(const std::string& text) {
     return ErrorCode::ok;
 }
 
-Error verify_error(SecureBuffer b, const KeyCheck& check) {
+Error verify_error(SecureBuffer b, const KeyCheck& check,
+                   KeyOrigin origin = KeyOrigin::unwrap_command) {
     try {
-        verify_key(std::move(b), check, "key unwrap command");
+        verify_key(std::move(b), check,
+                   origin == KeyOrigin::unwrap_command ? "key unwrap command"
+                                                       : "key file \"pg_encryption/key.bin\"",
+                   origin);
     } catch (const Error& e) {
         expect_style(e);
         return e;
@@ -203,6 +207,46 @@ TEST(VerifyKey, EmptyShortLongAndWrongAreDistinct) {
     // A 128-bit key checked against a 256-bit key check is too short.
     EXPECT_EQ(verify_error(copy_of(k.bytes()), KeyCheck::of(Key::generate(256))).code(),
               ErrorCode::output_short);
+}
+
+// "-" mode: no command ran, the key file was read as it is.
+TEST(VerifyKey, PlaintextFileErrorsSpeakOfTheFile) {
+    Key k = Key::generate(128);
+    KeyCheck check = KeyCheck::of(k);
+    auto plain = KeyOrigin::plaintext_file;
+
+    Error empty = verify_error(bytes_of(""), check, plain);
+    EXPECT_EQ(empty.code(), ErrorCode::output_empty);
+    EXPECT_EQ(empty.message(), "key file \"pg_encryption/key.bin\" is empty");
+    EXPECT_EQ(empty.detail(), "The data encryption key (64 bytes) was expected in it.");
+
+    Error short_ = verify_error(counting(10), check, plain);
+    EXPECT_EQ(short_.code(), ErrorCode::output_short);
+    EXPECT_EQ(short_.message(),
+              "data encryption key from key file \"pg_encryption/key.bin\" is too short");
+    EXPECT_EQ(short_.detail(), "Expected 64 bytes, got 10.");
+
+    Error long_ = verify_error(counting(65), check, plain);
+    EXPECT_EQ(long_.code(), ErrorCode::output_long);
+
+    Error wrong = verify_error(counting(64), check, plain);
+    EXPECT_EQ(wrong.code(), ErrorCode::key_mismatch);
+
+    for (const Error* e : {&empty, &short_, &long_, &wrong}) {
+        EXPECT_EQ(e->hint().find("unwrap command must write"), std::string::npos) << e->hint();
+        EXPECT_EQ(e->hint().find("passphrase"), std::string::npos) << e->hint();
+        EXPECT_EQ(e->detail().find("standard output"), std::string::npos) << e->detail();
+        EXPECT_EQ(e->detail().find("unwrapped"), std::string::npos) << e->detail();
+        EXPECT_NE(e->hint().find("key file"), std::string::npos) << e->hint();
+    }
+
+    try {
+        verify_key_length(counting(20), "key file \"k.bin\"", plain);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::output_short);
+        EXPECT_EQ(e.hint().find("unwrap command must write"), std::string::npos) << e.hint();
+    }
 }
 
 TEST(VerifyKey, MessagesNeverHoldKeyBytes) {

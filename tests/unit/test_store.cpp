@@ -110,6 +110,55 @@ TEST_F(Store, PlaintextModeStoresAndReadsTheKeyAsItIs) {
     EXPECT_EQ(error_of([&] { load_key(datadir, "-", opts()); }).code(), ErrorCode::output_short);
 }
 
+// No command runs in "-" mode: the messages speak of the key file.
+TEST_F(Store, PlaintextModeErrorsSpeakOfTheKeyFile) {
+    Key key = Key::generate(128);
+    create_key_store(datadir, "-", key, opts());
+    std::string quoted = "\"" + in_data(key_file) + "\"";
+    auto expect_about_the_file = [](const Error& e) {
+        EXPECT_EQ(e.hint().find("unwrap command must write"), std::string::npos) << e.hint();
+        EXPECT_EQ(e.detail().find("standard output"), std::string::npos) << e.detail();
+        EXPECT_EQ(e.hint().find("passphrase"), std::string::npos) << e.hint();
+    };
+
+    write_text(in_data(key_file), "short");
+    Error e = error_of([&] { load_key(datadir, "-", opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::output_short);
+    EXPECT_EQ(e.message(), "data encryption key from key file " + quoted + " is too short");
+    EXPECT_EQ(e.detail(), "Expected 64 bytes, got 5.");
+    EXPECT_NE(e.hint().find("stored without wrapping (\"-\") must be exactly the plaintext key"),
+              std::string::npos)
+        << e.hint();
+    expect_about_the_file(e);
+
+    write_text(in_data(key_file), text_of(key.bytes()) + "\n");
+    e = error_of([&] { load_key(datadir, "-", opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::output_long);
+    EXPECT_EQ(e.message(), "data encryption key from key file " + quoted + " is too long");
+    expect_about_the_file(e);
+
+    write_text(in_data(key_file), text_of(Key::generate(128).bytes()));
+    e = error_of([&] { load_key(datadir, "-", opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::key_mismatch);
+    expect_about_the_file(e);
+    EXPECT_NE(e.hint().find("key file probably belongs to another cluster"), std::string::npos)
+        << e.hint();
+
+    // A key file named by the user with no key check beside it: only its length.
+    write_text(tmp / "lone.bin", "five!");
+    e = error_of([&] { load_key_file(tmp / "lone.bin", "-", opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::output_short);
+    EXPECT_NE(e.message().find("has an invalid length"), std::string::npos) << e.message();
+    expect_about_the_file(e);
+
+    // An unwrap command's wrong output keeps the hint about the command.
+    write_text(in_data(key_file), "short");
+    e = error_of([&] { load_key(datadir, cat_unwrap, opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::output_short);
+    EXPECT_NE(e.hint().find("An unwrap command must write exactly the plaintext key"),
+              std::string::npos);
+}
+
 TEST_F(Store, OpensslPassphraseRoundTrip) {
     write_text(tmp / "pass", "correct horse battery staple\n");
     write_text(tmp / "wrong", "incorrect horse\n");

@@ -49,13 +49,22 @@ struct KeyCheck {
     bool operator!=(const KeyCheck& o) const { return !(*this == o); }
 };
 
+// Where the bytes to verify came from, for the detail and hint of errors.
+enum class KeyOrigin {
+    unwrap_command, // the standard output of an unwrap command
+    plaintext_file, // a key file read as it is ("-" mode)
+};
+
 // Verifies unwrapped output against a key check: empty, short (shorter than
 // the checked key), long, and wrong key are each a distinct error.
-// `role` names who produced the bytes in messages ("key unwrap command").
-Key verify_key(SecureBuffer unwrapped, const KeyCheck& check, const std::string& source);
+// `source` names who produced the bytes in messages ("key unwrap command",
+// "key file \"...\"").
+Key verify_key(SecureBuffer unwrapped, const KeyCheck& check, const std::string& source,
+               KeyOrigin origin = KeyOrigin::unwrap_command);
 
 // The same checks for a key with no key check to compare with (a key file
 // given by the user with no key.check beside it): only its length is checked.
-Key verify_key_length(SecureBuffer unwrapped, const std::string& source);
+Key verify_key_length(SecureBuffer unwrapped, const std::string& source,
+                      KeyOrigin origin = KeyOrigin::unwrap_command);
 
 } // namespace fe_datakey
