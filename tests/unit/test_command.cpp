@@ -2,6 +2,7 @@
 #include "fe_datakey/command.hpp"
 #include "fe_datakey/error.hpp"
 
+#include "library_helpers.hpp"
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <functional>
 #include <pthread.h>
 #include <set>
 #include <string>
@@ -26,20 +26,6 @@ SecureBuffer buffer_of(const std::string& s) {
     b.resize(s.size());
     std::memcpy(b.data(), s.data(), s.size());
     return b;
-}
-
-std::string text_of(const SecureBuffer& b) {
-    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
-
-// The error `f` throws, or an `ok` one when it throws none.
-Error error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    return Error(ErrorCode::ok, "no error");
 }
 
 void expect_not_in_error(const Error& e, const std::string& secret) {

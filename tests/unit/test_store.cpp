@@ -3,13 +3,13 @@
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/store.hpp"
 
+#include "library_helpers.hpp"
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
 #include <climits>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,19 +20,6 @@ namespace {
 
 const char* cat_wrap = "cat > \"%p\"";
 const char* cat_unwrap = "cat \"%p\"";
-
-Error error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e;
-    }
-    return Error(ErrorCode::ok, "no error");
-}
-
-std::string text_of(const SecureBuffer& b) {
-    return std::string(reinterpret_cast<const char*>(b.data()), b.size());
-}
 
 mode_t mode_of(const std::string& path) {
     struct stat st;
