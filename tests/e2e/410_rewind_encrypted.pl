@@ -6,12 +6,13 @@ use strict;
 use warnings;
 
 use Test::More;
+use FeDatakey::TestLib;
 use FeDatakey::Cluster;
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
 
-my ($wrap, $unwrap) = FeDatakey::Cluster::key_commands('rewind');
+my ($wrap, $unwrap) = key_commands('rewind');
 
 sub rows
 {
@@ -35,11 +36,11 @@ sub scenario
 		 INSERT INTO t SELECT g, 'base' FROM generate_series(1, 100) g;");
 
 	my $standby = $primary->basebackup("standby$n", '-R');
-	is(FeDatakey::Cluster::slurp($standby->datadir . '/pg_encryption/key.bin'),
-		FeDatakey::Cluster::slurp($primary->datadir . '/pg_encryption/key.bin'),
+	is(slurp_file($standby->data_dir . '/pg_encryption/key.bin'),
+		slurp_file($primary->data_dir . '/pg_encryption/key.bin'),
 		"$label: pg_basebackup copied the wrapped key");
-	is(FeDatakey::Cluster::slurp($standby->datadir . '/pg_encryption/key.check'),
-		FeDatakey::Cluster::slurp($primary->datadir . '/pg_encryption/key.check'),
+	is(slurp_file($standby->data_dir . '/pg_encryption/key.check'),
+		slurp_file($primary->data_dir . '/pg_encryption/key.check'),
 		"$label: pg_basebackup copied the key check");
 	$standby->start;
 	$primary->safe_psql("INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
@@ -51,9 +52,9 @@ sub scenario
 	$standby->safe_psql(
 		"INSERT INTO t SELECT g, 'new primary' FROM generate_series(201, 250) g; CHECKPOINT;");
 	$primary->safe_psql("INSERT INTO t SELECT g, 'old primary' FROM generate_series(301, 340) g");
-	$primary->stop($s{stop});
+	$primary->stop(mode => $s{stop});
 
-	my @cmd = ('pg_rewind', '-D', $primary->datadir);
+	my @cmd = ('pg_rewind', '-D', $primary->data_dir);
 	if ($s{source} eq 'server')
 	{
 		push @cmd, '--source-server=' . $standby->connstr, '-R';
@@ -61,7 +62,7 @@ sub scenario
 	else
 	{
 		$standby->stop;
-		push @cmd, '--source-pgdata=' . $standby->datadir;
+		push @cmd, '--source-pgdata=' . $standby->data_dir;
 	}
 	my %env;
 	if ($s{by} eq 'option') { push @cmd, "--key-unwrap-command=$unwrap" }
@@ -69,32 +70,31 @@ sub scenario
 
 	# A dry run checks the keys and changes nothing.  (Of a crashed target
 	# pg_rewind's dry run stops at its own "shut down cleanly" check.)
-	my ($ok, $out, $err);
+	my ($rc, $out, $err);
 	if ($s{stop} eq 'fast')
 	{
 		my $before = $primary->snapshot;
-		($ok, $out, $err) = FeDatakey::Cluster::run_cmd([ @cmd, '-n' ], env => \%env);
-		ok($ok, "$label: dry run succeeds") or diag($err);
+		($rc, $out, $err) = run_command([ @cmd, '-n' ], env => \%env);
+		is($rc, 0, "$label: dry run succeeds") or diag($err);
 		is_deeply($primary->snapshot, $before, "$label: dry run changed nothing");
 	}
 
-	my $key_before = FeDatakey::Cluster::slurp($primary->datadir . '/pg_encryption/key.bin');
-	($ok, $out, $err) = FeDatakey::Cluster::run_cmd(\@cmd, env => \%env);
-	ok($ok, "$label: pg_rewind succeeds") or diag($err);
+	my $key_before = slurp_file($primary->data_dir . '/pg_encryption/key.bin');
+	($rc, $out, $err) = run_command(\@cmd, env => \%env);
+	is($rc, 0, "$label: pg_rewind succeeds") or diag($err);
 	unlike($err, qr/openssl|pass/i, "$label: unwrap command not echoed");
-	is(FeDatakey::Cluster::slurp($primary->datadir . '/pg_encryption/key.bin'),
+	is(slurp_file($primary->data_dir . '/pg_encryption/key.bin'),
 		$key_before, "$label: target kept its own key file");
 
-	# postgresql.conf came from the source: give the old primary its own
-	# port and socket back, and make it a standby of the new primary.
-	$primary->append_conf($primary->own_settings);
+	# postgresql.conf came from the source (each node's port and socket
+	# directory are given to the server at start): make the old primary a
+	# standby of the new primary.
 	if ($s{source} eq 'pgdata')
 	{
 		$standby->start;
 		$primary->append_conf(
 			"primary_conninfo = '" . $standby->connstr . "'\n", 'postgresql.auto.conf');
-		open my $fh, '>', $primary->datadir . '/standby.signal' or die $!;
-		close $fh;
+		write_file($primary->data_dir . '/standby.signal', '');
 	}
 	$primary->start;
 	$standby->safe_psql("INSERT INTO t SELECT g, 'after rewind' FROM generate_series(401, 420) g");

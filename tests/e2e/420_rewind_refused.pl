@@ -7,14 +7,15 @@ use strict;
 use warnings;
 
 use Test::More;
+use FeDatakey::TestLib;
 use FeDatakey::Cluster;
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
 
-my ($wrap, $unwrap) = FeDatakey::Cluster::key_commands('refused');
-my ($wrap2, $unwrap2) = FeDatakey::Cluster::key_commands('other', 'another passphrase');
-my ($bad_wrap, $bad_unwrap) = FeDatakey::Cluster::key_commands('wrong', 'wrong passphrase');
+my ($wrap, $unwrap) = key_commands('refused');
+my ($wrap2, $unwrap2) = key_commands('other', 'another passphrase');
+my ($bad_wrap, $bad_unwrap) = key_commands('wrong', 'wrong passphrase');
 
 sub fill
 {
@@ -33,7 +34,7 @@ fill($target, 'target');
 my $twin = $target->basebackup('twin', '-R');
 $twin->start;
 $twin->promote;
-$target->stop('immediate');
+$target->stop(mode => 'immediate');
 
 my $other = $C->new('other_key');
 $other->init(encrypted => 1, wrap => $wrap2, unwrap => $unwrap2);
@@ -50,15 +51,15 @@ sub refused
 {
 	my ($label, $node, $cmd, $env, $pattern) = @_;
 	my $before = $node->snapshot;
-	my ($ok, $out, $err) = FeDatakey::Cluster::run_cmd($cmd, env => $env);
-	ok(!$ok, "$label: refused");
+	my ($rc, $out, $err) = run_command($cmd, env => $env);
+	isnt($rc, 0, "$label: refused");
 	like($err, $pattern, "$label: message");
 	unlike($err, qr/passphrase|openssl|file:/, "$label: command text not shown");
 	is_deeply($node->snapshot, $before, "$label: target unchanged");
 	return $err;
 }
 
-my @to_target = ('pg_rewind', '-D', $target->datadir);
+my @to_target = ('pg_rewind', '-D', $target->data_dir);
 
 my $err = refused('different key (server)', $target,
 	[ @to_target, '--source-server=' . $other->connstr, "--key-unwrap-command=$unwrap" ],
@@ -67,18 +68,18 @@ like($err, qr/detail: Both clusters are encrypted/, 'different key: detail names
 
 $other->stop;
 refused('different key (directory, dry run)', $target,
-	[ @to_target, '--source-pgdata=' . $other->datadir, '-n' ],
+	[ @to_target, '--source-pgdata=' . $other->data_dir, '-n' ],
 	{ PGDATAKEYUNWRAPCMD => $unwrap },
 	qr/use different data encryption keys/);
 
 $err = refused('unencrypted source', $target,
-	[ @to_target, '--source-pgdata=' . $plain->datadir, "--key-unwrap-command=$unwrap" ],
+	[ @to_target, '--source-pgdata=' . $plain->data_dir, "--key-unwrap-command=$unwrap" ],
 	{}, qr/source and target clusters differ in data encryption/);
 like($err, qr/The target cluster is encrypted, the source cluster is not encrypted/,
 	'unencrypted source: detail');
 
 $err = refused('unencrypted target, encrypted source', $plain,
-	[ 'pg_rewind', '-D', $plain->datadir, '--source-pgdata=' . $other->datadir ],
+	[ 'pg_rewind', '-D', $plain->data_dir, '--source-pgdata=' . $other->data_dir ],
 	{}, qr/source and target clusters differ in data encryption/);
 like($err, qr/The target cluster is not encrypted, the source cluster is encrypted/,
 	'unencrypted target: detail');
@@ -118,7 +119,7 @@ $plain->stop;
 $twin->stop;
 
 # pg_rewind --help lists the option.
-my ($ok, $out) = FeDatakey::Cluster::run_cmd([ 'pg_rewind', '--help' ]);
+my ($rc, $out) = run_command([ 'pg_rewind', '--help' ]);
 like($out, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 
 done_testing();

@@ -7,18 +7,13 @@ use strict;
 use warnings;
 
 use Test::More;
-use File::Basename qw(dirname);
-use IPC::Run qw(run);
+use FeDatakey::TestLib;
 use FeDatakey::Cluster;
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
 
-my ($out, $err);
-run([ 'pg_config', '--bindir' ], '>', \$out) or die 'pg_config';
-chomp(my $bindir = $out);
-
-my ($wrap, $unwrap) = FeDatakey::Cluster::key_commands('upgrade');
+my ($wrap, $unwrap) = key_commands('upgrade');
 like($unwrap, qr/ .*'.*".*%/, 'the unwrap command holds spaces, quotes and %');
 
 my $old = $C->new('old');
@@ -34,7 +29,7 @@ $old->safe_psql(
 my $expected = $old->safe_psql(
 	"SELECT count(*), sum(balance) FROM accounts WHERE owner LIKE 'owner 1%'");
 $old->stop;
-my $old_key = FeDatakey::Cluster::slurp($old->datadir . '/pg_encryption/key.bin');
+my $old_key = slurp_file($old->data_dir . '/pg_encryption/key.bin');
 
 sub new_cluster
 {
@@ -44,22 +39,18 @@ sub new_cluster
 		encrypted => 1,
 		wrap => $wrap,
 		unwrap => $unwrap,
-		copy_key_from => $old->datadir . '/pg_encryption/key.bin');
+		copy_key_from => $old->data_dir . '/pg_encryption/key.bin');
 	return $new;
 }
 
 sub upgrade
 {
 	my ($new, $mode, %opt) = @_;
-	my @cmd = (
-		'pg_upgrade', '-b', $bindir, '-B', $bindir,
-		'-d', $old->datadir, '-D', $new->datadir,
-		'-p', $old->port, '-P', $new->port,
-		'-s', $C->base_dir);
-	push @cmd, $mode if $mode;
-	push @cmd, "--key-unwrap-command=$unwrap" if $opt{by} eq 'option';
+	my @extra;
+	push @extra, $mode if $mode;
+	push @extra, "--key-unwrap-command=$unwrap" if $opt{by} eq 'option';
 	my %env = $opt{by} eq 'variable' ? (PGDATAKEYUNWRAPCMD => $unwrap) : ();
-	return FeDatakey::Cluster::run_cmd(\@cmd, env => \%env);
+	return run_command(pg_upgrade_command($old, $new, @extra), env => \%env);
 }
 
 sub verify
@@ -84,55 +75,55 @@ sub verify
 
 # copy mode, command by option; --check first
 my $new = new_cluster('new_copy');
-my $new_key = FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.bin');
-my $new_check = FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.check');
-is($new_check, FeDatakey::Cluster::slurp($old->datadir . '/pg_encryption/key.check'),
+my $new_key = slurp_file($new->data_dir . '/pg_encryption/key.bin');
+my $new_check = slurp_file($new->data_dir . '/pg_encryption/key.check');
+is($new_check, slurp_file($old->data_dir . '/pg_encryption/key.check'),
 	'--copy-key-from gives the new cluster the same key check');
 
-my ($ok, $o, $e) = upgrade($new, '--check', by => 'option');
-ok($ok, 'pg_upgrade --check succeeds') or diag("$o\n$e");
+my ($rc, $o, $e) = upgrade($new, '--check', by => 'option');
+is($rc, 0, 'pg_upgrade --check succeeds') or diag("$o\n$e");
 like($o, qr/Checking data encryption keys\s+ok/, '--check reports the key check');
 
-($ok, $o, $e) = upgrade($new, undef, by => 'option');
-ok($ok, 'pg_upgrade (copy, command by option) succeeds') or diag("$o\n$e");
+($rc, $o, $e) = upgrade($new, undef, by => 'option');
+is($rc, 0, 'pg_upgrade (copy, command by option) succeeds') or diag("$o\n$e");
 unlike("$o$e", qr/passphrase|file:/, 'command text not shown');
-is(FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.bin'), $new_key,
+is(slurp_file($new->data_dir . '/pg_encryption/key.bin'), $new_key,
 	'copy: new cluster keeps its key file');
-is(FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.check'), $new_check,
+is(slurp_file($new->data_dir . '/pg_encryption/key.check'), $new_check,
 	'copy: new cluster keeps its key check');
 verify($new, 'copy');
 
 # the old cluster is untouched by copy mode and still starts
-is(FeDatakey::Cluster::slurp($old->datadir . '/pg_encryption/key.bin'), $old_key,
+is(slurp_file($old->data_dir . '/pg_encryption/key.bin'), $old_key,
 	'old cluster key file untouched');
 
 # clone mode, command by variable, where supported
 $new = new_cluster('new_clone');
-($ok, $o, $e) = upgrade($new, '--clone', by => 'variable');
+($rc, $o, $e) = upgrade($new, '--clone', by => 'variable');
 SKIP:
 {
 	skip 'file cloning not supported here', 7
-	  if !$ok && "$o$e" =~ /could not clone file.*not supported/;
-	ok($ok, 'pg_upgrade (clone, command by variable) succeeds') or diag("$o\n$e");
+	  if $rc != 0 && "$o$e" =~ /could not clone file.*not supported/;
+	is($rc, 0, 'pg_upgrade (clone, command by variable) succeeds') or diag("$o\n$e");
 	verify($new, 'clone');
 }
 
 # configured commands only (none given), copy mode
 $new = new_cluster('new_conf');
-($ok, $o, $e) = upgrade($new, undef, by => 'none');
-ok($ok, 'pg_upgrade with the configured commands succeeds') or diag("$o\n$e");
+($rc, $o, $e) = upgrade($new, undef, by => 'none');
+is($rc, 0, 'pg_upgrade with the configured commands succeeds') or diag("$o\n$e");
 verify($new, 'configured command');
 
 # link mode last: it hands the old cluster's files to the new one
 $new = new_cluster('new_link');
-$new_key = FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.bin');
-($ok, $o, $e) = upgrade($new, '--link', by => 'variable');
-ok($ok, 'pg_upgrade (link, command by variable) succeeds') or diag("$o\n$e");
+$new_key = slurp_file($new->data_dir . '/pg_encryption/key.bin');
+($rc, $o, $e) = upgrade($new, '--link', by => 'variable');
+is($rc, 0, 'pg_upgrade (link, command by variable) succeeds') or diag("$o\n$e");
 verify($new, 'link');
-is(FeDatakey::Cluster::slurp($new->datadir . '/pg_encryption/key.bin'), $new_key,
+is(slurp_file($new->data_dir . '/pg_encryption/key.bin'), $new_key,
 	'link: new cluster keeps its key file');
 
-($ok, $o) = FeDatakey::Cluster::run_cmd([ 'pg_upgrade', '--help' ]);
+($rc, $o) = run_command([ 'pg_upgrade', '--help' ]);
 like($o, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 
 done_testing();

@@ -6,18 +6,14 @@ use strict;
 use warnings;
 
 use Test::More;
-use IPC::Run qw(run);
+use FeDatakey::TestLib;
 use FeDatakey::Cluster;
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
 
-my $out;
-run([ 'pg_config', '--bindir' ], '>', \$out) or die 'pg_config';
-chomp(my $bindir = $out);
-
-my ($wrap, $unwrap) = FeDatakey::Cluster::key_commands('up_refused');
-my ($bad_wrap, $bad_unwrap) = FeDatakey::Cluster::key_commands('up_wrong', 'not it');
+my ($wrap, $unwrap) = key_commands('up_refused');
+my ($bad_wrap, $bad_unwrap) = key_commands('up_wrong', 'not it');
 
 sub make
 {
@@ -36,7 +32,7 @@ my $plain_old = make('plain_old', encrypted => 0, fill => 1);
 my $fresh_new = make('fresh_new', encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 my $plain_new = make('plain_new', encrypted => 0);
 my $same_new = make('same_new', encrypted => 1, wrap => $wrap, unwrap => $unwrap,
-	copy_key_from => $enc_old->datadir . '/pg_encryption/key.bin');
+	copy_key_from => $enc_old->data_dir . '/pg_encryption/key.bin');
 
 sub refused
 {
@@ -44,16 +40,9 @@ sub refused
 	my %before = (old => $old->snapshot, new => $new->snapshot);
 	for my $check ([], ['--check'])
 	{
-		my ($ok, $o, $e) = FeDatakey::Cluster::run_cmd(
-			[
-				'pg_upgrade', '-b', $bindir, '-B', $bindir,
-				'-d', $old->datadir, '-D', $new->datadir,
-				'-p', $old->port, '-P', $new->port, '-s', $C->base_dir,
-				@$check, @$extra
-			],
-			env => $env);
+		my ($rc, $o, $e) = run_command(pg_upgrade_command($old, $new, @$check, @$extra), env => $env);
 		my $what = "$label" . (@$check ? ' (--check)' : '');
-		ok(!$ok, "$what: refused");
+		isnt($rc, 0, "$what: refused");
 		like("$o$e", $pattern, "$what: message");
 		like($o, qr/Checking data encryption keys\s+fatal/, "$what: reported among the checks");
 		unlike("$o$e", qr/not it|file:/, "$what: command text not shown");
@@ -79,13 +68,8 @@ refused('empty unwrap command', $enc_old, $same_new, [ '--key-unwrap-command=' ]
 
 # A value of pg_upgrade's own -o that looks like our option stays pg_upgrade's:
 # it reaches the server, which rejects the unknown switch; our check passed.
-my ($ok, $o, $e) = FeDatakey::Cluster::run_cmd(
-	[
-		'pg_upgrade', '-b', $bindir, '-B', $bindir,
-		'-d', $enc_old->datadir, '-D', $same_new->datadir,
-		'-p', $enc_old->port, '-P', $same_new->port, '-s', $C->base_dir,
-		'--check', '-o', "--key-unwrap-command=$bad_unwrap"
-	],
+my ($rc, $o, $e) = run_command(
+	pg_upgrade_command($enc_old, $same_new, '--check', '-o', "--key-unwrap-command=$bad_unwrap"),
 	env => {});
 like($o, qr/Checking data encryption keys\s+ok/,
 	'-o value is not taken as --key-unwrap-command');
