@@ -4,12 +4,13 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use FeDatakey::TestLib;
 use FeDatakey::Datakey;
 
-my $dir = new_workdir();
+my $dir = temp_dir();
 my $pass = passphrase_file($dir, 'pass', 'correct horse');
 my $wrong = passphrase_file($dir, 'wrong', 'battery staple');
-my $pgdata = new_cluster($dir, openssl_wrap($pass), openssl_unwrap($pass));
+my $pgdata = new_cluster($dir, openssl_wrap($pass), openssl_unwrap($pass))->data_dir;
 
 my ($rc, $out, $err) = run_datakey([ '--version' ]);
 is($rc, 0, '--version succeeds');
@@ -100,23 +101,20 @@ like($err, qr/^pg_datakey: warning: "pg_encryption\/key\.bin" is accessible by o
 chmod 0600, "$pgdata/pg_encryption/key.bin";
 
 # A configuration that names no command.
-my $conf = read_file_bytes("$pgdata/postgresql.conf");
+my $conf = slurp_file("$pgdata/postgresql.conf");
 (my $without = $conf) =~ s/^data_encryption_key_unwrap_command\b.*$//mg;
-open my $fh, '>', "$pgdata/postgresql.conf" or die;
-print $fh $without;
-close $fh;
+write_file("$pgdata/postgresql.conf", $without);
 $status = datakey_json($pgdata);
 is($status->{unwrap_command_configured}, JSON::PP::false, 'json: no command configured');
 ok((grep { /names no key unwrap command/ } @{ $status->{warnings} }), 'warned');
 ($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
 is($rc, 3, 'verify without any command: status 3');
-open $fh, '>', "$pgdata/postgresql.conf" or die;
-print $fh $conf;
-close $fh;
+write_file("$pgdata/postgresql.conf", $conf);
 
 # An unencrypted cluster.
-my $plain_dir = new_workdir();
-system('initdb', '-A', 'trust', '-N', '-D', "$plain_dir/data") == 0 or die;
+my $plain_dir = temp_dir();
+my ($irc, undef, $ierr) = init_cluster("$plain_dir/data");
+die "initdb failed: $ierr" if $irc != 0;
 $status = datakey_json("$plain_dir/data");
 is($status->{encrypted}, JSON::PP::false, 'json: an unencrypted cluster');
 ($rc, $out, $err) = run_datakey([ 'verify', '-D', "$plain_dir/data" ]);

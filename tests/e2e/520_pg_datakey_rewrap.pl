@@ -4,22 +4,24 @@
 use strict;
 use warnings;
 use Test::More;
+use FeDatakey::TestLib;
 use FeDatakey::Datakey;
 
-my $dir = new_workdir();
+my $dir = temp_dir();
 my $old = passphrase_file($dir, 'old.pass', 'old secret');
 my $new = passphrase_file($dir, 'new.pass', 'new secret');
-my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+my $node = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+my $pgdata = $node->data_dir;
 my $kcv = datakey_json($pgdata)->{key_check_value};
 
 {
-	ok(start_server($pgdata, $dir), 'server starts with the old passphrase');
-	psql_value($dir, 'CREATE TABLE t AS SELECT 42 AS v');
-	ok(stop_server($pgdata), 'server stops');
+	ok($node->start, 'server starts with the old passphrase');
+	$node->psql('CREATE TABLE t AS SELECT 42 AS v');
+	ok($node->stop, 'server stops');
 }
 
 # Failures before anything is replaced leave the cluster as it was.
-my $before = read_file_bytes("$pgdata/pg_encryption/key.bin");
+my $before = slurp_file("$pgdata/pg_encryption/key.bin");
 my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
 	'--new-key-wrap-command=cat >/dev/null; exit 3 #%p',
 	'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
@@ -43,7 +45,7 @@ is($rc, 5, 'a wrap command hanging past --timeout: status 5');
 	'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
 isnt($rc, 0, 'a wrong old passphrase is refused');
 
-is(read_file_bytes("$pgdata/pg_encryption/key.bin"), $before, 'key.bin untouched by failures');
+is(slurp_file("$pgdata/pg_encryption/key.bin"), $before, 'key.bin untouched by failures');
 my $status = datakey_json($pgdata);
 is($status->{rewrap}{state}, 'none', 'no debris left by failures');
 is(scalar(grep { $_->{path} =~ /\.new|\.tmp|rewrap\.state/ } @{ $status->{files} }), 0,
@@ -68,15 +70,16 @@ is($rc, 4, 'the old passphrase opens nothing any more');
 for my $f (glob("$pgdata/pg_encryption/*"))
 {
 	next if $f =~ /key\.check$/;
-	my $r = system("openssl enc -d -aes-256-cbc -pbkdf2 -pass file:$old -in '$f' >/dev/null 2>&1");
+	(my $cmd = openssl_unwrap($old)) =~ s/%p/$f/g;
+	my ($r) = run_command([ '/bin/sh', '-c', $cmd ]);
 	isnt($r, 0, "old passphrase does not open $f");
 }
 
 {
-	ok(start_server($pgdata, $dir), 'server starts with the new passphrase');
-	is(psql_value($dir, 'SELECT v FROM t'), '42', 'data intact');
-	ok(stop_server($pgdata), 'server stops');
-	ok(!start_server($pgdata, $dir,
+	ok($node->start, 'server starts with the new passphrase');
+	is($node->psql('SELECT v FROM t'), '42', 'data intact');
+	ok($node->stop, 'server stops');
+	ok(!$node->start(
 			options => "-c \"data_encryption_key_unwrap_command='" . openssl_unwrap($old) . "'\""),
 		'server refuses the old passphrase');
 }
@@ -88,12 +91,12 @@ is($rc, 0, 'rewrap to "-"') or diag $err;
 $status = datakey_json($pgdata);
 ok($status->{plaintext_key}, 'status: plaintext key');
 ok((grep { /without wrapping/ } @{ $status->{warnings} }), 'status warns about it');
-is(length(read_file_bytes("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is the raw key');
+is(length(slurp_file("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is the raw key');
 ($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
 is($rc, 0, 'verify in "-" mode');
 {
-	ok(start_server($pgdata, $dir), 'server starts in "-" mode');
-	ok(stop_server($pgdata), 'server stops');
+	ok($node->start, 'server starts in "-" mode');
+	ok($node->stop, 'server stops');
 }
 
 ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
@@ -101,7 +104,7 @@ is($rc, 0, 'verify in "-" mode');
 	'--new-key-unwrap-command=' . openssl_unwrap($old) ]);
 is($rc, 0, 'rewrap "-" -> passphrase') or diag $err;
 is(datakey_json($pgdata)->{key_check_value}, $kcv, 'still the same data key');
-isnt(length(read_file_bytes("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is wrapped again');
+isnt(length(slurp_file("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is wrapped again');
 ($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
 is($rc, 0, 'verify with the passphrase');
 

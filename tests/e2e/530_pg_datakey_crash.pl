@@ -5,6 +5,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use FeDatakey::TestLib;
 use FeDatakey::Datakey;
 
 
@@ -23,15 +24,16 @@ my @cases = (
 for my $case (@cases)
 {
 	my ($point, $state, $is_new, $startable, $outcome) = @$case;
-	my $dir = new_workdir();
+	my $dir = temp_dir();
 	my $old = passphrase_file($dir, 'old.pass', 'old secret');
 	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+	my $node = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+	my $pgdata = $node->data_dir;
 	my $kcv = datakey_json($pgdata)->{key_check_value};
 	{
-		start_server($pgdata, $dir) or BAIL_OUT("server does not start");
-		psql_value($dir, "CREATE TABLE t AS SELECT 'kept'::text AS v");
-		stop_server($pgdata);
+		$node->start or BAIL_OUT("server does not start");
+		$node->psql("CREATE TABLE t AS SELECT 'kept'::text AS v");
+		$node->stop;
 	}
 
 	my $wrap = openssl_wrap($new);
@@ -77,8 +79,8 @@ for my $case (@cases)
 	}
 	if ($startable)
 	{
-		ok(start_server($pgdata, $dir), "$point: server starts before repair");
-		stop_server($pgdata);
+		ok($node->start, "$point: server starts before repair");
+		$node->stop;
 	}
 
 	($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
@@ -101,9 +103,9 @@ for my $case (@cases)
 		'--key-unwrap-command=' . openssl_unwrap($now_new ? $old : $new) ]);
 	isnt($vrc, 0, "$point: the " . ($now_new ? 'old' : 'unused new') . ' passphrase opens nothing');
 	{
-		ok(start_server($pgdata, $dir), "$point: server starts after repair");
-		is(psql_value($dir, 'SELECT v FROM t'), 'kept', "$point: data intact");
-		stop_server($pgdata);
+		ok($node->start, "$point: server starts after repair");
+		is($node->psql('SELECT v FROM t'), 'kept', "$point: data intact");
+		$node->stop;
 	}
 	($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-',
 		'--new-key-unwrap-command=-' ]);
@@ -112,9 +114,9 @@ for my $case (@cases)
 
 # A crash inside repair is repaired by running it again.
 {
-	my $dir = new_workdir();
+	my $dir = temp_dir();
 	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my $pgdata = new_cluster($dir, '-', '-');
+	my $pgdata = new_cluster($dir, '-', '-')->data_dir;
 	my ($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
 		'--new-key-unwrap-command=' . openssl_unwrap($new) ],
 		env => { FE_DATAKEY_CRASH_AT => 'after-journal' });

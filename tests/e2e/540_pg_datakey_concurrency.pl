@@ -5,11 +5,13 @@ use warnings;
 use Test::More;
 use IPC::Run qw(start finish);
 use Time::HiRes qw(sleep);
+use FeDatakey::TestLib;
 use FeDatakey::Datakey;
 
-my $dir = new_workdir();
+my $dir = temp_dir();
 my $pass = passphrase_file($dir, 'pass', 'first');
-my $pgdata = new_cluster($dir, '-', '-');
+my $node = new_cluster($dir, '-', '-');
+my $pgdata = $node->data_dir;
 my $kcv = datakey_json($pgdata)->{key_check_value};
 
 # The first rewrap waits inside its wrap command until told to go on.
@@ -48,20 +50,20 @@ is($rc, 0, 'the key opens with the first rewrap\'s command');
 is(datakey_json($pgdata)->{key_check_value}, $kcv, 'same data key');
 
 {
-	ok(start_server($pgdata, $dir), 'server starts');
-	psql_value($dir, "CREATE TABLE t AS SELECT 'live' AS v");
+	ok($node->start, 'server starts');
+	$node->psql("CREATE TABLE t AS SELECT 'live' AS v");
 	my $new = passphrase_file($dir, 'new', 'second');
 	($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
 		'--new-key-wrap-command=' . openssl_wrap($new),
 		'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
 	is($rc, 0, 'rewrap while the server runs') or diag $err;
-	is(psql_value($dir, 'SELECT v FROM t'), 'live', 'server keeps running');
+	is($node->psql('SELECT v FROM t'), 'live', 'server keeps running');
 	($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
 	is($rc, 0, 'verify while the server runs');
-	ok(stop_server($pgdata), 'server stops');
-	ok(start_server($pgdata, $dir), 'server restarts with the new command');
-	is(psql_value($dir, 'SELECT v FROM t'), 'live', 'data intact');
-	stop_server($pgdata);
+	ok($node->stop, 'server stops');
+	ok($node->start, 'server restarts with the new command');
+	is($node->psql('SELECT v FROM t'), 'live', 'data intact');
+	$node->stop;
 }
 
 done_testing();
