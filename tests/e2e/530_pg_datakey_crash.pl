@@ -27,8 +27,7 @@ for my $case (@cases)
 	my $dir = temp_dir();
 	my $old = passphrase_file($dir, 'old.pass', 'old secret');
 	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my $node = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
-	my $pgdata = $node->data_dir;
+	my ($node, $pgdata) = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
 	my $kcv = datakey_json($pgdata)->{key_check_value};
 	{
 		$node->start or BAIL_OUT("server does not start");

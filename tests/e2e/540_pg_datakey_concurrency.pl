@@ -10,8 +10,7 @@ use FeDatakey::Datakey;
 
 my $dir = temp_dir();
 my $pass = passphrase_file($dir, 'pass', 'first');
-my $node = new_cluster($dir, '-', '-');
-my $pgdata = $node->data_dir;
+my ($node, $pgdata) = new_cluster($dir, '-', '-');
 my $kcv = datakey_json($pgdata)->{key_check_value};
 
 # The first rewrap waits inside its wrap command until told to go on.

@@ -3,8 +3,8 @@
 #
 #   use FeDatakey::TestLib;
 #   use FeDatakey::Datakey;
-#   my $node = new_cluster(temp_dir(), openssl_wrap($pass), openssl_unwrap($pass));
-#   my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $node->data_dir ]);
+#   my ($node, $pgdata) = new_cluster(temp_dir(), openssl_wrap($pass), openssl_unwrap($pass));
+#   my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
 package FeDatakey::Datakey;
 
 use strict;
@@ -16,15 +16,15 @@ use FeDatakey::TestLib;
 
 our @EXPORT = qw(new_cluster run_datakey datakey_json);
 
-# A new encrypted cluster in $dir/data, made by the patched initdb -y; a
-# FeDatakey::TestLib::Cluster.
+# A new encrypted cluster in $dir/data, made by the patched initdb -y: a
+# FeDatakey::TestLib::Cluster (in list context: it and its data directory).
 sub new_cluster
 {
 	my ($dir, $wrap, $unwrap) = @_;
 	my $node = FeDatakey::TestLib::Cluster->new("$dir/data");
 	my ($rc, undef, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 	croak "initdb -y failed: $err" if $rc != 0;
-	return $node;
+	return wantarray ? ($node, $node->data_dir) : $node;
 }
 
 # run_datakey(\@args, %opts) -> (status, stdout, stderr): pg_datakey's exit
