@@ -75,7 +75,7 @@ my $no_tty_hint = qr/HINT:  .*no controlling terminal, as when it is started by 
 # --- wrong passphrase -----------------------------------------------------------------------------
 {
 	my $good = slurp_file($pass);
-	write_file($pass, "not the right passphrase\n", 0600);
+	write_file($pass, rejected_passphrase("$pgdata/pg_encryption/key.bin") . "\n", 0600);
 	my $log = refused('wrong passphrase', qr/FATAL:  key unwrap command failed/,
 		qr/DETAIL:  The command exited with status 1\./);
 	like($log, qr/bad decrypt/, "wrong passphrase: openssl's own message is in the log");

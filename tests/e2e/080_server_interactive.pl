@@ -52,7 +52,7 @@ my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->po
 {
 	my $t = pty_start(\@postgres);
 	$t->expect(qr/enter AES-128-CBC decryption password:/i);
-	$t->send("wrong passphrase\n");
+	$t->send(rejected_passphrase("$pgdata/pg_encryption/key.bin") . "\n");
 	my $rc = $t->finish;
 	isnt($rc, 0, 'a wrong passphrase stops the server');
 	my $screen = $t->output;

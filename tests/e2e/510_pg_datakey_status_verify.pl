@@ -9,8 +9,8 @@ use FeDatakey::Datakey;
 
 my $dir = temp_dir();
 my $pass = passphrase_file($dir, 'pass', 'correct horse');
-my $wrong = passphrase_file($dir, 'wrong', 'battery staple');
 my $pgdata = new_cluster($dir, openssl_wrap($pass), openssl_unwrap($pass))->data_dir;
+my $wrong = rejected_passphrase("$pgdata/pg_encryption/key.bin", $dir, 'wrong');
 
 my ($rc, $out, $err) = run_datakey([ '--version' ]);
 is($rc, 0, '--version succeeds');

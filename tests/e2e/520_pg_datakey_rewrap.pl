@@ -65,13 +65,16 @@ is_deeply([ sort map { $_->{path} } @{ $status->{files} } ],
 ($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
 is($rc, 0, 'verify with the configured (new) command');
 ($rc) = run_datakey([ 'verify', '-D', $pgdata, '--key-unwrap-command=' . openssl_unwrap($old) ]);
-is($rc, 4, 'the old passphrase opens nothing any more');
+isnt($rc, 0, 'the old passphrase opens nothing any more');
+# (Compared with the key, not by openssl's exit status: a wrong passphrase
+# decrypts without error about once in 256 salts.)
+my $key = unwrap_key_bytes($pgdata, openssl_unwrap($new));
 for my $f (glob("$pgdata/pg_encryption/*"))
 {
 	next if $f =~ /key\.check$/;
 	(my $cmd = openssl_unwrap($old)) =~ s/%p/$f/g;
-	my ($r) = run_command([ '/bin/sh', '-c', $cmd ]);
-	isnt($r, 0, "old passphrase does not open $f");
+	my (undef, $plain) = run_command([ '/bin/sh', '-c', $cmd ]);
+	isnt($plain, $key, "old passphrase does not open $f");
 }
 
 {

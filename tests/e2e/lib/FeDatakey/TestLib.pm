@@ -32,7 +32,7 @@ use IPC::Run ();
 our @EXPORT = qw(
   temp_dir free_port run_command command_ok pg_bin_dir
   init_cluster start_server stop_server psql
-  passphrase_file openssl_wrap openssl_unwrap
+  passphrase_file rejected_passphrase openssl_wrap openssl_unwrap
   slurp_file write_file file_mode
   unwrap_key_bytes files_containing list_tree
   pty_start
@@ -131,6 +131,27 @@ sub passphrase_file
 {
 	my ($dir, $name, $secret) = @_;
 	return write_file("$dir/$name", "$secret\n", 0600);
+}
+
+# A wrong passphrase that openssl rejects outright for $keyfile: openssl
+# enc -d with a wrong passphrase finds valid CBC padding about once in 256
+# salts and then prints garbage instead of failing ("bad decrypt"). Tests
+# that expect openssl's own error use this, so that they do not depend on
+# chance; garbage from an unwrap command has tests of its own. Returns the
+# passphrase, and writes it to $dir/$name when a name is given.
+sub rejected_passphrase
+{
+	my ($keyfile, $dir, $name, $cipher) = @_;
+	$cipher //= 'aes-128-cbc';
+	for my $i (1 .. 64)
+	{
+		my $candidate = "not the passphrase $i";
+		my ($rc) = run_command([ 'openssl', 'enc', '-d', "-$cipher", '-pbkdf2', '-pass', 'stdin',
+			'-in', $keyfile ], stdin => "$candidate\n");
+		next if $rc == 0;
+		return defined $name ? passphrase_file($dir, $name, $candidate) : $candidate;
+	}
+	croak "openssl accepted 64 wrong passphrases for $keyfile";
 }
 
 # The README's passphrase recipe with openssl, the passphrase read from a
