@@ -1,0 +1,34 @@
+# Installs the build into a scratch prefix, then builds and runs a consumer
+# of the C API twice: found with find_package(fe_datakey), and compiled with
+# the flags pkg-config gives for fe_datakey and an adapter (initdb_ext).
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc)
+    message(FATAL_ERROR "failed: ${ARGN}\n${out}${err}")
+  endif()
+  set(out "${out}" PARENT_SCOPE)
+endfunction()
+
+set(prefix ${WORK_DIR}/prefix)
+file(REMOVE_RECURSE ${WORK_DIR})
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+
+# The CMake package.
+run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/cmake -DCMAKE_PREFIX_PATH=${prefix})
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/cmake)
+run(${WORK_DIR}/cmake/consumer)
+if(NOT out STREQUAL "key of 64 bytes, help lists --key-unwrap-command\n")
+  message(FATAL_ERROR "consumer built with find_package printed: ${out}")
+endif()
+
+# pkg-config, relocated to the scratch prefix.
+run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${prefix}/lib/pkgconfig
+    pkg-config --define-prefix --cflags --libs fe_datakey initdb_ext)
+string(STRIP "${out}" flags)
+separate_arguments(flags UNIX_COMMAND "${flags}")
+run(${C_COMPILER} -Wall -Wextra -Werror ${CONSUMER_DIR}/main.c -o ${WORK_DIR}/pc-consumer ${flags}
+    -Wl,-rpath,${prefix}/lib)
+run(${WORK_DIR}/pc-consumer)
+if(NOT out STREQUAL "key of 64 bytes, help lists --key-unwrap-command\n")
+  message(FATAL_ERROR "consumer built with pkg-config printed: ${out}")
+endif()
