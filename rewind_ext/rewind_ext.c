@@ -48,7 +48,12 @@ void rewind_ext_free(rewind_ext* ext) {
 }
 
 const char* rewind_ext_help(void) {
-    return fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
+    /* Descriptions start where pg_rewind's own do. */
+    static char* text;
+
+    if (text == NULL)
+        text = fe_datakey_options_help_at(FE_DATAKEY_OPT_UNWRAP, 33);
+    return text != NULL ? text : fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
 }
 
 int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, fe_datakey_error** err) {

@@ -44,7 +44,12 @@ void upgrade_ext_free(upgrade_ext* ext) {
 }
 
 const char* upgrade_ext_help(void) {
-    return fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
+    /* Descriptions start where pg_upgrade's own do. */
+    static char* text;
+
+    if (text == NULL)
+        text = fe_datakey_options_help_at(FE_DATAKEY_OPT_UNWRAP, 32);
+    return text != NULL ? text : fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
 }
 
 static char* join_path(const char* dir, const char* file) {

@@ -190,6 +190,14 @@ const char* fe_datakey_options_help(unsigned accepted) {
     return texts[accepted & 7u].c_str();
 }
 
+char* fe_datakey_options_help_at(unsigned accepted, int column) {
+    try {
+        return copy_string(help_text(accepted & 7u, column));
+    } catch (...) {
+        return nullptr;
+    }
+}
+
 fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err) {
     fe_datakey_key* result = nullptr;
     guarded(err, [&] { result = new fe_datakey_key{Key::generate(bits)}; });

@@ -225,15 +225,18 @@ void validate_command_pair(const std::string& wrap, const std::string& unwrap) {
                         (is_plaintext_mode(wrap) ? "unwrap" : "wrap") + " command is not.");
 }
 
-std::string help_text(unsigned accepted) {
-    // PostgreSQL's --help layout: options from column 3, descriptions from 29.
+std::string help_text(unsigned accepted, int column) {
+    // PostgreSQL's --help layout: options from column 3, descriptions from the
+    // utility's own column (initdb's is 29); an option too long for it gets a
+    // line of its own.
+    const std::size_t width = column > 0 ? static_cast<std::size_t>(column) : 28;
     std::string text;
-    auto line = [&text](const char* option, const char* description) {
+    auto line = [&text, width](const char* option, const char* description) {
         std::string o = std::string("  ") + option;
-        if (o.size() < 28)
-            o.append(28 - o.size(), ' ');
+        if (o.size() < width)
+            o.append(width - o.size(), ' ');
         else
-            o += "\n" + std::string(28, ' ');
+            o += "\n" + std::string(width, ' ');
         text += o + description + "\n";
     };
     if (accepted & option_wrap)

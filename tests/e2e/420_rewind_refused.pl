@@ -121,5 +121,9 @@ $twin->stop;
 # pg_rewind --help lists the option.
 my ($rc, $out) = run_command([ 'pg_rewind', '--help' ]);
 like($out, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
+# Its description starts in pg_rewind's own column, as --dry-run's does.
+my ($column) = $out =~ /^(  -n, --dry-run\s+)stop before/m;
+like($out, qr/^      --key-unwrap-command=COMMAND\n {${\ length $column}}command that unwraps/m,
+	'--help: the description in pg_rewind\'s column');
 
 done_testing();

@@ -177,5 +177,9 @@ is(slurp_file($new->data_dir . '/pg_encryption/key.bin'), $new_key,
 
 ($rc, $o) = run_command([ 'pg_upgrade', '--help' ]);
 like($o, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
+# Its description starts in pg_upgrade's own column, as --check's does.
+my ($column) = $o =~ /^(  -c, --check\s+)check clusters/m;
+like($o, qr/^      --key-unwrap-command=COMMAND\n {${\ length $column}}command that unwraps/m,
+	'--help: the description in pg_upgrade\'s column');
 
 done_testing();

@@ -219,3 +219,17 @@ TEST(CApi, RedactServerOptionReplacesEveryOccurrence) {
     EXPECT_STREQ(redacted, "");
     fe_datakey_free(redacted);
 }
+
+TEST(CApi, HelpTextAtTheUtilitysColumn) {
+    char* help = fe_datakey_options_help_at(FE_DATAKEY_OPT_UNWRAP | FE_DATAKEY_OPT_NO_KEY_WRAP, 33);
+    ASSERT_NE(help, nullptr);
+    // Too long for the column: the option on its own line, the description
+    // below it at the column; a short one on the same line.
+    std::string text = help;
+    EXPECT_NE(text.find("      --key-unwrap-command=COMMAND\n" + std::string(33, ' ') +
+                        "command that unwraps"),
+              std::string::npos);
+    EXPECT_NE(text.find("      --no-key-wrap" + std::string(33 - 19, ' ') + "store the"),
+              std::string::npos);
+    fe_datakey_free(help);
+}

@@ -123,6 +123,11 @@ extern int fe_datakey_command_validate(int role, const char* command, const char
 
 /* --help lines for the accepted options, in PostgreSQL's layout. Static. */
 extern const char* fe_datakey_options_help(unsigned accepted);
+/*
+ * The same with the descriptions at the utility's own column (the number of
+ * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed.
+ */
+extern char* fe_datakey_options_help_at(unsigned accepted, int column);
 
 /* ---- keys ---- */
 
