@@ -91,13 +91,17 @@ const char* initdb_ext_help(void) {
 }
 
 /*
- * The file given with --copy-key-from must exist and be a regular file. The
- * library refuses a path that is unsafe in a shell command before it runs
- * anything.
+ * The file given with --copy-key-from must exist, be a regular file, and
+ * have a path that can stand in a key command: checked with the other
+ * options, before initdb says or creates anything.
  */
 static int check_copy_path(const char* path, fe_datakey_error** err) {
     struct stat st;
 
+    if (!fe_datakey_check_path(path, err)) {
+        fe_datakey_error_prefix(*err, "cannot use the file given with --copy-key-from: ");
+        return 0;
+    }
     if (stat(path, &st) != 0) {
         char message[1200];
 

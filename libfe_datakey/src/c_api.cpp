@@ -190,6 +190,10 @@ const char* fe_datakey_options_help(unsigned accepted) {
     return texts[accepted & 7u].c_str();
 }
 
+int fe_datakey_check_path(const char* path, fe_datakey_error** err) {
+    return guarded(err, [&] { check_path_is_shell_safe(path); });
+}
+
 char* fe_datakey_options_help_at(unsigned accepted, int column) {
     try {
         return copy_string(help_text(accepted & 7u, column));

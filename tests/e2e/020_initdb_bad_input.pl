@@ -31,6 +31,7 @@ sub refused
 	unlike($err, qr/^\S+: error: .*\n(?:.*\n)*\S+: error:/m, "$name: one error only");
 	ok(!-e $pgdata, "$name: no data directory left behind");
 	ok(!-e $marker, "$name: no key command ran");
+	unlike($out, qr/The files belonging to this database system/, "$name: refused before initdb starts its work");
 	return $err;
 }
 
@@ -112,7 +113,7 @@ refused('copy_without_y', [ "--copy-key-from=$dir/nonexistent" ], $no_env,
 		(my $name = "copy_unsafe_$bad") =~ s/\W+/_/g;
 		refused($name, [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
 				"--copy-key-from=$src/pg_encryption/key.bin" ], $no_env,
-			qr/error: path contains a character that is not allowed in a key command/,
+			qr/error: cannot use the file given with --copy-key-from: path contains a character that is not allowed in a key command/,
 			qr/hint: Move or rename the file/);
 	}
 	refused('copy_missing', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",

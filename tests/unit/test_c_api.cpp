@@ -233,3 +233,17 @@ TEST(CApi, HelpTextAtTheUtilitysColumn) {
               std::string::npos);
     fe_datakey_free(help);
 }
+
+TEST(CApi, CheckPath) {
+    fe_datakey_error* err = nullptr;
+    EXPECT_EQ(fe_datakey_check_path("/srv/old cluster/pg_encryption/key.bin", &err), 1);
+    EXPECT_EQ(err, nullptr);
+    for (const char* bad : {"/a\"b", "/a$b", "/a`b", "/a\\b", "/a\nb"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_EQ(fe_datakey_check_path(bad, &err), 0);
+        ASSERT_NE(err, nullptr);
+        EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_UNSAFE_PATH);
+        fe_datakey_error_free(err);
+        err = nullptr;
+    }
+}

@@ -121,6 +121,12 @@ extern int fe_datakey_options_command_pair(const fe_datakey_options* opts, char*
 extern int fe_datakey_command_validate(int role, const char* command, const char* origin,
                                        fe_datakey_error** err);
 
+/*
+ * 1 when a path given by the user can stand inside double quotes in a shell
+ * command; else 0 with an error naming the character (" $ ` \ newline).
+ */
+extern int fe_datakey_check_path(const char* path, fe_datakey_error** err);
+
 /* --help lines for the accepted options, in PostgreSQL's layout. Static. */
 extern const char* fe_datakey_options_help(unsigned accepted);
 /*
