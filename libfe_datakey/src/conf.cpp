@@ -8,7 +8,6 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <fstream>
 #include <sstream>
 #include <strings.h>
@@ -95,45 +94,12 @@ std::string read_whole_file(const std::string& path) {
     return buf.str();
 }
 
-std::string directory_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    if (slash == std::string::npos)
-        return ".";
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-// Replaces `path` by `content`: temporary file beside it with the same mode,
-// fsync, rename, fsync of the directory.
+// Replaces `path` by `content` durably, keeping the file's mode.
 void replace_file_atomically(const std::string& path, const std::string& content) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0)
         throw_io_error("could not stat file \"" + path + "\"", errno);
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        throw_io_error("could not create file \"" + tmp + "\"", errno);
-    try {
-        if (::fchmod(fd, st.st_mode & 07777) != 0)
-            throw_io_error("could not change permissions of file \"" + tmp + "\"", errno);
-        write_all(fd, content.data(), content.size(), tmp);
-        if (::fsync(fd) != 0)
-            throw_io_error("could not fsync file \"" + tmp + "\"", errno);
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    if (::close(fd) != 0) {
-        int saved = errno;
-        ::unlink(tmp.c_str());
-        throw_io_error("could not close file \"" + tmp + "\"", saved);
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        int saved = errno;
-        ::unlink(tmp.c_str());
-        throw_io_error("could not rename file \"" + tmp + "\" to \"" + path + "\"", saved);
-    }
-    fsync_path(directory_of(path), true);
+    replace_file_durably(path, content.data(), content.size(), st.st_mode & 07777);
 }
 
 } // namespace

@@ -88,11 +88,31 @@ void install_file(FileHandle& fd, mode_t mode, const std::string& tmp, const std
     durable_rename(tmp, path);
 }
 
+// Writes all of data to fd, retrying short writes and EINTR; an error names
+// `path`, the file fd is open on.
+void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
+    const char* bytes = static_cast<const char*>(data);
+    std::size_t done = 0;
+    while (done < size) {
+        ssize_t n = write(fd, bytes + done, size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            throw_io_error("could not write file " + in_quotes(path), n < 0 ? errno : ENOSPC);
+        done += static_cast<std::size_t>(n);
+    }
+}
+
 void write_bytes_durably(const std::string& datadir, const std::string& relpath,
                          const unsigned char* data, std::size_t size) {
-    std::string path = join(datadir, relpath);
+    replace_file_durably(join(datadir, relpath), data, size, file_mode(group_access(datadir)));
+}
+
+} // namespace
+
+void replace_file_durably(const std::string& path, const void* data, std::size_t size,
+                          mode_t mode) {
     std::string tmp = path + ".tmp";
-    mode_t mode = file_mode(group_access(datadir));
     remove_if_exists(tmp);
     try {
         FileHandle fd(
@@ -106,6 +126,8 @@ void write_bytes_durably(const std::string& datadir, const std::string& relpath,
         throw;
     }
 }
+
+namespace {
 
 // Reads a plaintext key file ("-" mode) straight into locked memory.
 SecureBuffer read_key_file(const std::string& path) {
@@ -201,19 +223,6 @@ void fsync_path(const std::string& path, bool is_directory) {
     // Some file systems cannot fsync a directory; PostgreSQL ignores that too.
     if (fsync(fd.get()) != 0 && !(is_directory && (errno == EBADF || errno == EINVAL)))
         throw_io_error("could not fsync file " + in_quotes(path), errno);
-}
-
-void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
-    const char* bytes = static_cast<const char*>(data);
-    std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = write(fd, bytes + done, size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            throw_io_error("could not write file " + in_quotes(path), n < 0 ? errno : ENOSPC);
-        done += static_cast<std::size_t>(n);
-    }
 }
 
 void write_file_durably(const std::string& datadir, const std::string& relpath,

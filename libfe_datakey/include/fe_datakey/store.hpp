@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <sys/types.h>
 
 namespace fe_datakey {
 
@@ -26,9 +27,10 @@ bool group_access(const std::string& datadir);
 void write_file_durably(const std::string& datadir, const std::string& relpath,
                         const std::string& data);
 void fsync_path(const std::string& path, bool is_directory);
-// Writes all of data to fd, retrying short writes and EINTR; an error names
-// `path`, the file fd is open on.
-void write_all(int fd, const void* data, std::size_t size, const std::string& path);
+// Replaces the file at `path` by `data` durably, with mode `mode`: written to
+// path + ".tmp" (a stale one is removed first), fsync, rename, fsync of the
+// directory. On failure `path` is left as it was and the temporary removed.
+void replace_file_durably(const std::string& path, const void* data, std::size_t size, mode_t mode);
 
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
