@@ -293,9 +293,16 @@ void create_key_store(const std::string& datadir, const std::string& wrap_comman
     if (chmod(dir.c_str(), mode) != 0)
         throw_io_error("could not change permissions of directory " + in_quotes(dir), errno);
 
-    // The check first: a key file without its check could not be verified.
-    write_file_durably(datadir, key_check_file, KeyCheck::of(key).serialize());
+    // The wrap first: a failed wrap (the common failure) leaves nothing
+    // behind. A key file without its check could not be verified, so a
+    // failure to write the check removes the key file again.
     wrap_key_to(datadir, key_file, wrap_command, key, options);
+    try {
+        write_file_durably(datadir, key_check_file, KeyCheck::of(key).serialize());
+    } catch (...) {
+        unlink(join(datadir, key_file).c_str());
+        throw;
+    }
 }
 
 KeyCheck read_key_check(const std::string& datadir) {
@@ -304,8 +311,8 @@ KeyCheck read_key_check(const std::string& datadir) {
     if (!check)
         throw Error(ErrorCode::check_invalid, "key check file " + in_quotes(path) + " is missing",
                     "The data encryption key cannot be verified without it.",
-                    "Restore the file from a backup of this cluster, or recreate it with "
-                    "pg_datakey.");
+                    "Restore the file from a backup of this cluster, or copy it from a "
+                    "standby or backup that holds the same key.");
     return *check;
 }
 

@@ -16,7 +16,10 @@ PG_USER_HOME=/var/lib/$PG_USER
 
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-export CCACHE_DIR=$BUILD_DIR/ccache
+# The compiler cache lives in build/ unless CCACHE_DIR names one outside the
+# clone (shared by several clones; CCACHE_BASEDIR makes their paths match).
+export CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
+export CCACHE_BASEDIR=$ROOT
 # The patched PostgreSQL Makefiles find the library and its adapters with
 # pkg-config, at make time too.
 case ":${PKG_CONFIG_PATH:-}:" in
@@ -69,14 +72,22 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 
 # --- packages ----------------------------------------------------------------
 
+# missing_deps PACKAGE...: print the packages that are not installed, one a
+# line. dpkg-query exits 1 when any name is unknown to dpkg (a package never
+# installed on this machine): that is the normal case here, so its status is
+# not a failure, and no pipeline hides an error of ours.
 missing_deps() {
-    local installed
-    installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${DEPS[@]}" 2>/dev/null |
-        awk '$2 == "ii" { print $1 }')
-    local p
-    for p in "${DEPS[@]}"; do
-        grep -qxF "$p" <<<"$installed" || printf '%s\n' "$p"
+    local out=""
+    out=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null) || true
+    local -A installed=()
+    local p status
+    while read -r p status; do
+        [[ $status == ii ]] && installed[$p]=1
+    done <<<"$out"
+    for p in "$@"; do
+        [[ -n ${installed[$p]:-} ]] || printf '%s\n' "$p"
     done
+    return 0
 }
 
 APT_UPDATED=0
@@ -89,9 +100,11 @@ apt_update() {
 
 # Install whatever of DEPS is missing. Quick (no apt at all) when nothing is.
 install_deps() {
+    local list
+    list=$(missing_deps "${DEPS[@]}")
+    [[ -n $list ]] || return 0
     local -a missing
-    mapfile -t missing < <(missing_deps)
-    ((${#missing[@]} == 0)) && return 0
+    mapfile -t missing <<<"$list"
     local -a sudo=()
     if ! is_root; then
         if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
@@ -208,10 +221,13 @@ grant_repo_access() {
 # build/ belongs to PG_USER when we are root, so that the library build, the
 # PostgreSQL build and the tests can all write there.
 own_build_dir() {
-    mkdir -p "$BUILD_DIR"
-    if [[ -n $(find "$BUILD_DIR" ! -user "$PG_USER" -print -quit) ]]; then
-        chown -R "$PG_USER:$PG_USER" "$BUILD_DIR"
-    fi
+    local d
+    for d in "$BUILD_DIR" "$CCACHE_DIR"; do
+        mkdir -p "$d"
+        if [[ -n $(find "$d" ! -user "$PG_USER" -print -quit) ]]; then
+            chown -R "$PG_USER:$PG_USER" "$d"
+        fi
+    done
 }
 
 # Everything root has to do before the unprivileged part can run.
@@ -233,7 +249,7 @@ reexec_as_pg_user() {
     )
     local v
     for v in CI TERM LANG LC_ALL PG_SOURCE PROVE_FLAGS E2E_PROVE_FLAGS PROVE_TESTS \
-        FE_DATAKEY_NO_COLOR FE_DATAKEY_T0; do
+        FE_DATAKEY_NO_COLOR FE_DATAKEY_T0 CCACHE_DIR; do
         [[ -n ${!v+x} ]] && envs+=("$v=${!v}")
     done
     cd "$ROOT" || exit 1
