@@ -34,7 +34,7 @@ DEPS=(
     libgtest-dev libbenchmark-dev
     libipc-run-perl libio-pty-perl
     ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
-    acl procps python3 clang-format
+    acl procps python3 clang-format git
 )
 
 step() { printf '==> %s\n' "$*"; }
@@ -94,40 +94,77 @@ APT_UPDATED=0
 apt_update() {
     ((APT_UPDATED)) && return 0
     step "apt-get update"
-    run_logged apt-update apt-get update
+    run_logged apt-update "${SUDO[@]}" apt-get update
     APT_UPDATED=1
 }
 
+# How to run what needs root: directly as root, through `sudo -n` for a user
+# who may use sudo without a password, else not at all (SUDO unset).
+unset SUDO
+find_sudo() {
+    if is_root; then
+        SUDO=()
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        SUDO=(sudo -n)
+    else
+        return 1
+    fi
+}
+
 # Install whatever of DEPS is missing. Quick (no apt at all) when nothing is.
+# Needs SUDO (see prepare_system).
 install_deps() {
     local list
     list=$(missing_deps "${DEPS[@]}")
     [[ -n $list ]] || return 0
     local -a missing
     mapfile -t missing <<<"$list"
-    local -a sudo=()
-    if ! is_root; then
-        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-            sudo=(sudo -n)
-        else
-            die "missing packages: ${missing[*]} (install them as root, or run this script as root)"
-        fi
-    fi
     step "Installing packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     # Update first only when there are no package lists at all; otherwise
     # try with the lists we have and update once if that fails.
     if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-        "${sudo[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
+        run_logged apt-update "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
         APT_UPDATED=1
     fi
-    if ! run_logged apt-install "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+    if ! run_logged apt-install "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"; then
         ((APT_UPDATED)) && die "could not install: ${missing[*]}"
-        "${sudo[@]}" apt-get update -q >/dev/null || die "apt-get update failed"
+        run_logged apt-update "${SUDO[@]}" apt-get update -q || die "apt-get update failed"
         APT_UPDATED=1
-        run_logged apt-install "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" ||
+        run_logged apt-install "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" ||
             die "could not install: ${missing[*]}"
     fi
+}
+
+# prepare_system NEED_PG_SOURCE: make sure the machine has every package in
+# DEPS and, when NEED_PG_SOURCE is 1, a deb-src entry that lists
+# postgresql-15. Root does it, a user with password-less sudo does it through
+# sudo; anyone else gets one error that names everything missing and the one
+# command that installs it, before anything has been built or written.
+prepare_system() {
+    local need_src=$1 list
+    list=$(missing_deps "${DEPS[@]}")
+    if ((need_src)) && have_pg_source_package; then
+        need_src=0
+    fi
+    [[ -z $list ]] && ((!need_src)) && return 0
+    if find_sudo; then
+        install_deps
+        ((need_src)) && ensure_deb_src
+        return 0
+    fi
+    local msg="this machine lacks what the build needs, and this user cannot install it (not root, no password-less sudo):"
+    [[ -n $list ]] && msg+=$'
+'"  missing packages: $(tr '\n' ' ' <<<"$list")"
+    ((need_src)) && msg+=$'
+'"  no deb-src entry for bookworm: apt-get source postgresql-15 cannot fetch PostgreSQL's source"
+    msg+=$'
+'"Run once as root: $ROOT/scripts/build --system-only"
+    [[ -n $list ]] && msg+=$'
+'"(or, for the packages alone: apt-get install --no-install-recommends $(tr '\n' ' ' <<<"$list"))"
+    ((need_src)) && msg+=$'
+'"(or give a PostgreSQL 15 source tree or tarball with --pg-source)"
+    die "$msg"
 }
 
 # --- PostgreSQL source from Debian's archive ---------------------------------
@@ -143,7 +180,7 @@ have_pg_source_package() {
 
 # Make sure `apt-cache showsrc postgresql-15` knows versions: add a deb-src
 # entry in a file of our own when the system has none for bookworm (never
-# touching debian.sources), then update the lists. Root only.
+# touching debian.sources), then update the lists. Needs SUDO.
 ensure_deb_src() {
     if have_pg_source_package; then
         return 0
@@ -160,7 +197,7 @@ ensure_deb_src() {
         # Signed-By must match the value debian.sources uses for the same
         # archive, or apt refuses with "Conflicting values set for option
         # Signed-By".
-        cat >"$DEB_SRC_FILE" <<'EOF'
+        "${SUDO[@]}" tee "$DEB_SRC_FILE" >/dev/null <<'EOF'
 Types: deb-src
 URIs: http://deb.debian.org/debian
 Suites: bookworm bookworm-updates
