@@ -17,9 +17,12 @@ PG_USER_HOME=/var/lib/$PG_USER
 JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # The compiler cache lives in build/ unless CCACHE_DIR names one outside the
-# clone (shared by several clones; CCACHE_BASEDIR makes their paths match).
+# clone, shared by several clones: CCACHE_BASEDIR makes their paths match and
+# CCACHE_NOHASHDIR keeps the directory of a -g build out of the hash (the
+# debug information may then name another clone's directory).
 export CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
 export CCACHE_BASEDIR=$ROOT
+export CCACHE_NOHASHDIR=1
 # The patched PostgreSQL Makefiles find the library and its adapters with
 # pkg-config, at make time too.
 case ":${PKG_CONFIG_PATH:-}:" in
