@@ -65,6 +65,16 @@ TEST_F(Store, CreateAndLoadRoundTrip) {
     EXPECT_TRUE(loaded.bytes().equals(key.bytes()));
 }
 
+// initdb --no-clean keeps the data directory of a failed initdb: a failed
+// wrap must leave no key check behind (the check is written after the wrap).
+TEST_F(Store, FailedWrapLeavesNeitherKeyFileNorKeyCheck) {
+    EXPECT_THROW(create_key_store(datadir, "cat > /dev/null; exit 3", Key::generate(128), opts()),
+                 Error);
+    EXPECT_FALSE(exists(in_data(key_file)));
+    EXPECT_FALSE(exists(in_data(key_check_file)));
+    EXPECT_FALSE(exists(in_data("pg_encryption/key.bin.tmp")));
+}
+
 TEST_F(Store, ModesWithoutGroupAccess) {
     mode_t old = umask(0); // the library must not depend on the umask
     create_key_store(datadir, cat_wrap, Key::generate(256), opts());
