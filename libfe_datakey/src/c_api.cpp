@@ -2,6 +2,7 @@
 // no exception crosses into PostgreSQL's C code.
 #include "fe_datakey/fe_datakey.h"
 
+#include "fe_datakey/command.hpp"
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/key.hpp"
@@ -200,6 +201,10 @@ char* fe_datakey_options_help_at(unsigned accepted, int column) {
     } catch (...) {
         return nullptr;
     }
+}
+
+void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn) {
+    set_interrupt_check(fn);
 }
 
 fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err) {

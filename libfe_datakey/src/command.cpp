@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -222,24 +223,52 @@ struct ChildSetup : bp::extend::handler {
 
 using Clock = std::chrono::steady_clock;
 
-// No deadline when the timeout is 0.
-class Deadline {
+std::atomic<InterruptCheck> interrupt_check{nullptr};
+
+// Why a run stopped before the command ended.
+enum class Stop { none, timeout, interrupt };
+
+// The limits on a run: the timeout (none when 0) and the caller's interrupt
+// check, asked at most every kInterruptCheckMs.
+class Watch {
 public:
-    explicit Deadline(int seconds) {
+    explicit Watch(int seconds) : check_(interrupt_check.load()) {
         if (seconds > 0)
-            at_ = Clock::now() + std::chrono::seconds(seconds);
+            deadline_ = Clock::now() + std::chrono::seconds(seconds);
     }
-    bool active() const { return at_.has_value(); }
-    // For poll(): -1 without a deadline, else the milliseconds left (0 once past).
-    int remaining_ms() const {
-        if (!at_)
-            return -1;
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(*at_ - Clock::now()).count();
-        return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+    // Whether waiting must wake up on its own (else it may block for good).
+    bool active() const { return deadline_.has_value() || check_ != nullptr; }
+    // For poll(): -1 when nothing limits the wait, else the milliseconds
+    // until the deadline or the next interrupt check (0 once due).
+    int slice_ms() const {
+        long long left = -1;
+        if (deadline_)
+            left = std::max<long long>(
+                0, std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now()).count());
+        if (check_ != nullptr) {
+            long long to_check = std::max<long long>(
+                0,
+                std::chrono::ceil<std::chrono::milliseconds>(next_check_ - Clock::now()).count());
+            left = left < 0 ? to_check : std::min(left, to_check);
+        }
+        return static_cast<int>(std::min<long long>(left, INT_MAX));
+    }
+    Stop check() {
+        Clock::time_point now = Clock::now();
+        if (deadline_ && now >= *deadline_)
+            return Stop::timeout;
+        if (check_ != nullptr && now >= next_check_) {
+            next_check_ = now + std::chrono::milliseconds(kInterruptCheckMs);
+            if (check_() != 0)
+                return Stop::interrupt;
+        }
+        return Stop::none;
     }
 
 private:
-    std::optional<Clock::time_point> at_;
+    std::optional<Clock::time_point> deadline_;
+    InterruptCheck check_;
+    Clock::time_point next_check_ = Clock::now() + std::chrono::milliseconds(kInterruptCheckMs);
 };
 
 // A started command. It is reaped exactly once; if we leave early (an
@@ -269,27 +298,27 @@ public:
         wait_blocking();
     }
 
-    // False when the deadline passed first.
-    bool wait(const Deadline& deadline) {
-        if (!deadline.active()) {
+    // Stop::none once the command has exited (and is reaped).
+    Stop wait(Watch& watch) {
+        if (!watch.active()) {
             wait_blocking();
-            return true;
+            return Stop::none;
         }
         // A pidfd becomes readable when the process exits: no polling delay.
         Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
         int backoff_ms = 1;
         for (;;) {
             if (try_reap())
-                return true;
-            int left = deadline.remaining_ms();
-            if (left == 0)
-                return false;
+                return Stop::none;
+            if (Stop stop = watch.check(); stop != Stop::none)
+                return stop;
+            int slice = watch.slice_ms();
             if (pidfd.get() >= 0) {
                 pollfd p{pidfd.get(), POLLIN, 0};
-                if (poll(&p, 1, left) < 0 && errno != EINTR)
+                if (poll(&p, 1, slice) < 0 && errno != EINTR)
                     throw_io_error("could not wait for child process", errno);
             } else {
-                usleep(static_cast<useconds_t>(std::min(backoff_ms, left)) * 1000);
+                usleep(static_cast<useconds_t>(std::min(backoff_ms, slice)) * 1000);
                 backoff_ms = std::min(backoff_ms * 2, 50);
             }
         }
@@ -339,7 +368,12 @@ std::string seconds_text(int n) {
     return std::to_string(n) + (n == 1 ? " second" : " seconds");
 }
 
-[[noreturn]] void throw_timeout(Role role, int seconds) {
+// The command was stopped early: kill what is left of it and say why.
+[[noreturn]] void throw_stopped(Role role, Stop stop, Running& child, int seconds) {
+    child.kill_and_reap();
+    if (stop == Stop::interrupt)
+        throw Error(ErrorCode::interrupted, std::string(role_name(role)) + " was interrupted",
+                    "The command was killed because the program running it was asked to stop.");
     throw Error(ErrorCode::command_timeout, std::string(role_name(role)) + " timed out",
                 "The command did not finish within " + seconds_text(seconds) + " and was killed.",
                 "A command run with a timeout cannot prompt for a passphrase on the terminal.");
@@ -372,6 +406,12 @@ void check_status(Role role, int status) {
                 "The command ended with unrecognized status " + std::to_string(status) + ".");
 }
 
+// A command that may have to be killed runs in its own process group, so
+// that the kill reaches every process it started.
+bool own_group(const RunOptions& options) {
+    return options.timeout_seconds > 0 || interrupt_check.load() != nullptr;
+}
+
 // Starts `shell -c command` with the given descriptors as its stdin/stdout.
 pid_t spawn(Role role, const std::string& command, const RunOptions& options, int stdin_fd,
             int stdout_fd) {
@@ -393,7 +433,7 @@ pid_t spawn(Role role, const std::string& command, const RunOptions& options, in
     setup.stdin_fd = stdin_fd;
     setup.stdout_fd = stdout_fd;
     setup.directory = dir.empty() ? nullptr : dir.c_str();
-    setup.own_group = options.timeout_seconds > 0;
+    setup.own_group = own_group(options);
     setup.failed_pid = &failed_pid;
 
     std::error_code ec;
@@ -444,10 +484,10 @@ private:
     bool was_pending_ = false;
 };
 
-enum class WriteResult { done, reader_gone, timed_out };
+enum class WriteResult { done, reader_gone, stopped };
 
-WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t size,
-                      const Deadline& deadline) {
+WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t size, Watch& watch,
+                      Stop& stop) {
     SigpipeBlock block;
     std::size_t done = 0;
     while (done < size) {
@@ -461,10 +501,10 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
         if (n < 0 && errno == EPIPE)
             return WriteResult::reader_gone;
         if (n < 0 && errno == EAGAIN) {
+            if ((stop = watch.check()) != Stop::none)
+                return WriteResult::stopped;
             pollfd p{fd, POLLOUT, 0};
-            int r = poll(&p, 1, deadline.remaining_ms());
-            if (r == 0)
-                return WriteResult::timed_out;
+            int r = poll(&p, 1, watch.slice_ms());
             if (r < 0 && errno != EINTR)
                 throw_io_error(std::string("could not write to ") + role_name(role), errno);
             continue;
@@ -476,10 +516,14 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
 
 } // namespace
 
+void set_interrupt_check(InterruptCheck check) noexcept {
+    interrupt_check.store(check);
+}
+
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options) {
     const Role role = Role::wrap;
-    Deadline deadline(options.timeout_seconds);
+    Watch watch(options.timeout_seconds);
     Fd child_stdin, to_child;
     make_pipe(role, child_stdin, to_child);
     if (fcntl(to_child.get(), F_SETFL, O_NONBLOCK) != 0)
@@ -487,7 +531,7 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
                           std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
 
     Running child(spawn(role, expanded_command, options, child_stdin.get(), -1),
-                  options.timeout_seconds > 0);
+                  own_group(options));
     // Our copy of the read end stays open so that, after the command exits,
     // what it left unread is still there to be counted. A key always fits in
     // the pipe at once, so the write cannot block on a reader that is gone.
@@ -496,12 +540,13 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
         probe = std::move(child_stdin);
     child_stdin.reset();
 
-    WriteResult written = write_all(role, to_child.get(), key.data(), key.size(), deadline);
+    Stop stop = Stop::none;
+    WriteResult written = write_all(role, to_child.get(), key.data(), key.size(), watch, stop);
     to_child.reset(); // EOF
-    if (written == WriteResult::timed_out || !child.wait(deadline)) {
-        child.kill_and_reap();
-        throw_timeout(role, options.timeout_seconds);
-    }
+    if (written != WriteResult::stopped)
+        stop = child.wait(watch);
+    if (stop != Stop::none)
+        throw_stopped(role, stop, child, options.timeout_seconds);
     check_status(role, child.status());
 
     int unread = 0;
@@ -519,12 +564,12 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
 SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
                         const RunOptions& options) {
     const Role role = Role::unwrap;
-    Deadline deadline(options.timeout_seconds);
+    Watch watch(options.timeout_seconds);
     Fd from_child, child_stdout;
     make_pipe(role, from_child, child_stdout);
 
     Running child(spawn(role, expanded_command, options, -1, child_stdout.get()),
-                  options.timeout_seconds > 0);
+                  own_group(options));
     child_stdout.reset(); // so that we see EOF when the command is done
 
     SecureBuffer output(max_output);
@@ -532,14 +577,14 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
     // Output beyond max_output is read and dropped so that the command never
     // blocks on a full pipe; it may be key material too, hence the wipe.
     unsigned char discard[4096];
-    bool timed_out = false;
+    Stop stop = Stop::none;
     for (;;) {
-        pollfd p{from_child.get(), POLLIN, 0};
-        int r = poll(&p, 1, deadline.remaining_ms());
-        if (r == 0) {
-            timed_out = true;
+        if ((stop = watch.check()) != Stop::none)
             break;
-        }
+        pollfd p{from_child.get(), POLLIN, 0};
+        int r = poll(&p, 1, watch.slice_ms());
+        if (r == 0)
+            continue;
         if (r < 0) {
             if (errno == EINTR)
                 continue;
@@ -563,10 +608,10 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
     }
     from_child.reset();
 
-    if (timed_out || !child.wait(deadline)) {
-        child.kill_and_reap();
-        throw_timeout(role, options.timeout_seconds);
-    }
+    if (stop == Stop::none)
+        stop = child.wait(watch);
+    if (stop != Stop::none)
+        throw_stopped(role, stop, child, options.timeout_seconds);
     check_status(role, child.status());
     if (total > max_output)
         throw Error(ErrorCode::output_long,

@@ -247,3 +247,24 @@ TEST(CApi, CheckPath) {
         err = nullptr;
     }
 }
+
+namespace {
+int always_interrupt() {
+    return 1;
+}
+} // namespace
+
+TEST(CApi, InterruptCheckStopsACommand) {
+    TempDir dir;
+    write_text(dir / "key.bin", "k");
+    fe_datakey_set_interrupt_check(always_interrupt);
+    fe_datakey_error* err = nullptr;
+    fe_datakey_key* key = fe_datakey_load_key_file(
+        (dir / "key.bin").c_str(), "sleep 600; cat \"%p\"", 0, nullptr, nullptr, &err);
+    fe_datakey_set_interrupt_check(nullptr);
+    EXPECT_EQ(key, nullptr);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_INTERRUPTED);
+    EXPECT_STREQ(fe_datakey_error_message(err), "key unwrap command was interrupted");
+    fe_datakey_error_free(err);
+}

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -326,4 +327,78 @@ TEST_F(Runner, ChildCreatesPrivateFiles) {
     SecureBuffer out = run_unwrap("umask", 100, opts());
     umask(old);
     EXPECT_EQ(text_of(out), "0077\n");
+}
+
+namespace {
+
+// The interrupt check of the tests below: counts its calls and asks to stop
+// once the file `stop_when_exists` is there (the command writes it once it
+// runs), never when it is empty.
+std::atomic<int> interrupt_calls{0};
+std::string stop_when_exists;
+
+int test_interrupt_check() {
+    interrupt_calls++;
+    return !stop_when_exists.empty() && access(stop_when_exists.c_str(), F_OK) == 0 ? 1 : 0;
+}
+
+class Interrupted : public Runner {
+protected:
+    void SetUp() override {
+        interrupt_calls = 0;
+        stop_when_exists = dir / "pgid";
+        set_interrupt_check(test_interrupt_check);
+    }
+    void TearDown() override { set_interrupt_check(nullptr); }
+    void expect_group_gone() {
+        pid_t pgid = std::stoi(read_text(dir / "pgid"));
+        ASSERT_GT(pgid, 1);
+        // SIGKILL is delivered asynchronously to the orphaned stages.
+        for (int i = 0; i < 500 && live_processes_in_group(pgid) > 0; i++)
+            usleep(10000);
+        EXPECT_EQ(live_processes_in_group(pgid), 0);
+    }
+};
+
+} // namespace
+
+TEST_F(Interrupted, UnwrapIsKilledWithItsWholeProcessGroup) {
+    // No timeout: only the interrupt check can end this.
+    Error e = error_of([&] {
+        run_unwrap("echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600 | sleep 600", 100, opts());
+    });
+    EXPECT_EQ(e.code(), ErrorCode::interrupted);
+    EXPECT_EQ(e.message(), "key unwrap command was interrupted");
+    EXPECT_GT(interrupt_calls.load(), 0);
+    expect_group_gone();
+}
+
+TEST_F(Interrupted, WrapIsKilledWhileItRuns) {
+    Error e = error_of([&] {
+        run_wrap("cat > /dev/null; echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600 | sleep 600",
+                 buffer_of("k"), opts());
+    });
+    EXPECT_EQ(e.code(), ErrorCode::interrupted);
+    EXPECT_EQ(e.message(), "key wrap command was interrupted");
+    expect_group_gone();
+}
+
+TEST_F(Interrupted, WrapIsKilledWhileWeWriteTheKey) {
+    // A key larger than the pipe that the command never reads: the write
+    // itself waits, and must still see the interrupt.
+    SecureBuffer big(300000);
+    big.resize(300000);
+    Error e =
+        error_of([&] { run_wrap("echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600", big, opts()); });
+    EXPECT_EQ(e.code(), ErrorCode::interrupted);
+    expect_group_gone();
+}
+
+TEST_F(Interrupted, ACheckThatSaysGoOnChangesNothing) {
+    stop_when_exists.clear();
+    EXPECT_EQ(text_of(run_unwrap("sleep 0.3; printf abc", 10, opts())), "abc");
+    run_wrap("sleep 0.3; cat > out", buffer_of("xyz"), opts());
+    EXPECT_EQ(read_text(dir / "out"), "xyz");
+    // Asked while the commands ran, not only before or after.
+    EXPECT_GE(interrupt_calls.load(), 2);
 }

@@ -27,13 +27,21 @@ struct RunOptions {
                                    // prompt on the controlling terminal.
 };
 
+// A check the caller gives to stop a running command (a postmaster that got
+// SIGTERM, say): called about every kInterruptCheckMs while a command runs;
+// when it returns non-zero the command's process group is killed and the run
+// throws Error(interrupted). Process-wide; nullptr (the default) for none.
+using InterruptCheck = int (*)();
+void set_interrupt_check(InterruptCheck check) noexcept;
+constexpr int kInterruptCheckMs = 100;
+
 // The shell used to run commands: bash with pipefail when /bin/bash exists,
 // else /bin/sh (no pipefail).
 std::string command_shell();
 
 // Runs a wrap command: `key` on stdin then EOF; the command's stdout and stderr
 // go to ours. Throws Error (spawn_failed, command_failed, command_signaled,
-// command_timeout; command_failed also when it did not read the whole key).
+// command_timeout, interrupted; command_failed also when it did not read the whole key).
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options);
 

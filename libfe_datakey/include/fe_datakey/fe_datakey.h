@@ -42,7 +42,8 @@ enum {
     FE_DATAKEY_E_CHECK_INVALID = 14,
     FE_DATAKEY_E_NOT_ENCRYPTED = 15,
     FE_DATAKEY_E_IO = 16,
-    FE_DATAKEY_E_INTERNAL = 17
+    FE_DATAKEY_E_INTERNAL = 17,
+    FE_DATAKEY_E_INTERRUPTED = 18
 };
 
 /* Primary message, lower case, no trailing period. Never NULL. */
@@ -134,6 +135,16 @@ extern const char* fe_datakey_options_help(unsigned accepted);
  * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed.
  */
 extern char* fe_datakey_options_help_at(unsigned accepted, int column);
+
+/* ---- running commands ---- */
+
+/*
+ * Called about every 100 ms while a command runs; when it returns non-zero
+ * the command's process group is killed and the call fails with
+ * FE_DATAKEY_E_INTERRUPTED. Process-wide; NULL (the default) for none.
+ */
+typedef int (*fe_datakey_interrupt_fn)(void);
+extern void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn);
 
 /* ---- keys ---- */
 
