@@ -177,9 +177,26 @@ void mark_cloexec_from_3() {
         fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
 }
 
+// Every signal back to its default action, then an empty mask (in that
+// order, so that no handler of ours can run in the child). A caller such as
+// the postmaster ignores SIGPIPE, SIGALRM, SIGTTIN, ... and blocks signals
+// while it loads the key; exec keeps both, and `timeout`, alarm()-based
+// tools or a prompt would misbehave. Runs in the forked child: raw calls only.
+void reset_signals() {
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, nullptr); // EINVAL for the C library's own: never ignored
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 // What the child does between fork and exec: our pipes onto 0/1, a normal
-// signal state (the postmaster blocks every signal and ignores SIGPIPE, both
-// of which exec would pass on), private file modes, its own process group
+// signal state (see reset_signals), private file modes, its own process group
 // when it may have to be killed, the working directory, and no inherited
 // descriptor beyond 0-2.
 struct ChildSetup : bp::extend::handler {
@@ -194,10 +211,7 @@ struct ChildSetup : bp::extend::handler {
         if ((stdin_fd >= 0 && dup2(stdin_fd, STDIN_FILENO) < 0) ||
             (stdout_fd >= 0 && dup2(stdout_fd, STDOUT_FILENO) < 0))
             fail(exec, "dup2");
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        signal(SIGPIPE, SIG_DFL);
+        reset_signals();
         // A wrap command creates the key file: keep it private from the
         // start; the library sets its final mode afterwards.
         umask(077);
