@@ -22,10 +22,14 @@ void check_path_is_shell_safe(const std::string& path);
 
 struct RunOptions {
     std::string working_directory; // the data directory
-    int timeout_seconds = 0;       // 0: none. With a timeout the command runs in its own
-                                   // process group (killed as a whole), so it cannot
-                                   // prompt on the controlling terminal.
+    int timeout_seconds = 0;       // 0: none
 };
+
+// Every command runs in a process group of its own, which gets the
+// controlling terminal for the run when ours had it (so a command can prompt
+// for a passphrase). When the command exits, what is left in its group is
+// killed and its output is read for a short grace period at most; a run that
+// ends early (timeout, interrupt, error) kills the whole group.
 
 // A check the caller gives to stop a running command (a postmaster that got
 // SIGTERM, say): called about every kInterruptCheckMs while a command runs;
