@@ -148,7 +148,6 @@ KeyOptions KeyOptions::from_arguments(const std::vector<std::string>& args, unsi
         return false;
     };
     KeyOptions result;
-    result.accepted_ = accepted;
     auto fill = [&](const char* key, CommandSetting& setting) {
         if (!vm.count(key))
             return;

@@ -38,6 +38,8 @@ DEPS=(
     libipc-run-perl libio-pty-perl
     ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
     acl procps python3 clang-format git
+    # the fuzz stage: libFuzzer harnesses built with clang
+    clang-14 libfuzzer-14-dev
 )
 
 step() { printf '==> %s\n' "$*"; }

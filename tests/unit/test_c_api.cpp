@@ -185,7 +185,14 @@ TEST(CApi, ErrorPrefixKeepsCodeDetailAndHint) {
     EXPECT_STREQ(fe_datakey_error_detail(err), "A detail.");
     EXPECT_STREQ(fe_datakey_error_hint(err), "A hint.");
     fe_datakey_error_free(err);
-    fe_datakey_error_prefix(nullptr, "ignored: "); // the out-of-memory error stays so
+    // A NULL error (what an out-of-memory failure leaves) stays NULL and
+    // reads as out of memory; prefixing it must not crash.
+    fe_datakey_error* oom = nullptr;
+    fe_datakey_error_prefix(oom, "ignored: ");
+    EXPECT_EQ(oom, nullptr);
+    EXPECT_STREQ(fe_datakey_error_message(oom), "out of memory");
+    EXPECT_EQ(fe_datakey_error_code(oom), FE_DATAKEY_E_INTERNAL);
+    EXPECT_EQ(fe_datakey_error_detail(oom), nullptr);
 }
 
 TEST(CApi, ServerOptionIsOneQuotedShellWord) {
@@ -246,4 +253,60 @@ TEST(CApi, CheckPath) {
         fe_datakey_error_free(err);
         err = nullptr;
     }
+}
+
+namespace {
+int always_interrupt() {
+    return 1;
+}
+} // namespace
+
+TEST(CApi, InterruptCheckStopsACommand) {
+    TempDir dir;
+    write_text(dir / "key.bin", "k");
+    fe_datakey_set_interrupt_check(always_interrupt);
+    fe_datakey_error* err = nullptr;
+    fe_datakey_key* key = fe_datakey_load_key_file(
+        (dir / "key.bin").c_str(), "sleep 600; cat \"%p\"", 0, nullptr, nullptr, &err);
+    fe_datakey_set_interrupt_check(nullptr);
+    EXPECT_EQ(key, nullptr);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_INTERRUPTED);
+    EXPECT_STREQ(fe_datakey_error_message(err), "key unwrap command was interrupted");
+    fe_datakey_error_free(err);
+}
+
+// No exception can cross into the C caller (initdb, the postmaster): every
+// entry point is noexcept, so the compiler holds each one to it.
+static_assert(noexcept(fe_datakey_conf_quote(nullptr)));
+static_assert(noexcept(fe_datakey_shell_quote(nullptr)));
+static_assert(noexcept(fe_datakey_key_check_of(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_check_equal(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_is_encrypted(nullptr)));
+static_assert(noexcept(fe_datakey_options_help(0)));
+static_assert(noexcept(fe_datakey_options_help_at(0, 0)));
+static_assert(noexcept(fe_datakey_error_new(0, nullptr, nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_error_prefix(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_options_extract(nullptr, nullptr, 0, nullptr, nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_options_on_command_line(nullptr)));
+static_assert(noexcept(fe_datakey_options_is_set(nullptr, 0)));
+static_assert(noexcept(fe_datakey_key_generate(0, nullptr)));
+static_assert(noexcept(fe_datakey_store_load(nullptr, nullptr, 0, nullptr)));
+static_assert(noexcept(fe_datakey_server_option(nullptr)));
+static_assert(noexcept(fe_datakey_redact_server_option(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_set_interrupt_check(nullptr)));
+
+TEST(CApi, AnEmptyKeyCheckEqualsNothing) {
+    // What fe_datakey_key_check_of leaves when it fails: never "same key".
+    fe_datakey_check empty{}, also_empty{};
+    EXPECT_EQ(fe_datakey_check_equal(&empty, &also_empty), 0);
+    fe_datakey_error* err = nullptr;
+    fe_datakey_key* key = fe_datakey_key_generate(128, &err);
+    ASSERT_NE(key, nullptr);
+    fe_datakey_check real{};
+    fe_datakey_key_check_of(key, &real);
+    EXPECT_EQ(fe_datakey_check_equal(&real, &real), 1);
+    EXPECT_EQ(fe_datakey_check_equal(&real, &empty), 0);
+    EXPECT_EQ(fe_datakey_check_equal(&empty, &real), 0);
+    fe_datakey_key_free(key);
 }

@@ -1,5 +1,9 @@
-// The option/variable contract of DESIGN.md: precedence, "-", empty, %p,
-// pairs, and the hand-over of argv to the utility's getopt_long.
+// The contract of the command options and variables (docs/design.md): an
+// option beats its variable (PGDATAKEYWRAPCMD, PGDATAKEYUNWRAPCMD); "-" means
+// no wrapping and must be given for both roles or neither; an empty command
+// or one without %p is refused; and argv is handed over to the utility's
+// getopt_long without our options, never taking a value of its own options
+// for one of ours.
 #include "env_guard.hpp"
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/options.hpp"

@@ -55,13 +55,13 @@ public:
     std::pair<std::string, std::string> command_pair() const;
 
 private:
-    unsigned accepted_ = 0;
     CommandSetting wrap_;
     CommandSetting unwrap_;
     bool no_key_wrap_ = false;
 };
 
-// Validates one command value as DESIGN.md says (empty, no %p). `origin` is
+// Validates one command value: it must not be empty, and must be "-" (no
+// wrapping) or contain %p (the key file); see docs/design.md. `origin` is
 // how the user gave it, for the message ("--key-wrap-command", ...).
 void validate_command(Role role, const std::string& value, const std::string& origin);
 void validate_command_pair(const std::string& wrap, const std::string& unwrap);
