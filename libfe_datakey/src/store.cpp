@@ -112,7 +112,11 @@ void write_bytes_durably(const std::string& datadir, const std::string& relpath,
 
 void replace_file_durably(const std::string& path, const void* data, std::size_t size,
                           mode_t mode) {
-    std::string tmp = path + ".tmp";
+    replace_file_durably(path, path + ".tmp", data, size, mode);
+}
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode) {
     remove_if_exists(tmp);
     try {
         FileHandle fd(

@@ -31,6 +31,10 @@ void fsync_path(const std::string& path, bool is_directory);
 // path + ".tmp" (a stale one is removed first), fsync, rename, fsync of the
 // directory. On failure `path` is left as it was and the temporary removed.
 void replace_file_durably(const std::string& path, const void* data, std::size_t size, mode_t mode);
+// The same through a temporary name of the caller's choice (beside `path`),
+// for files whose ".tmp" name another program uses.
+void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
+                          std::size_t size, mode_t mode);
 
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
