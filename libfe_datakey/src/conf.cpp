@@ -234,4 +234,16 @@ std::string shell_quote(const std::string& word) {
     return out + "'";
 }
 
+std::optional<std::string> configured_unwrap_command_from(const std::string& datadir,
+                                                          const std::string& config_file) {
+    std::optional<std::string> value;
+    for (const std::string& path : {config_file, datadir + "/postgresql.auto.conf"}) {
+        if (::access(path.c_str(), F_OK) != 0)
+            continue;
+        if (auto v = get_conf_unwrap_command(path))
+            value = v;
+    }
+    return value;
+}
+
 } // namespace fe_datakey

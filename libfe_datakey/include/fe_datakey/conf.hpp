@@ -32,4 +32,10 @@ std::optional<std::string> configured_unwrap_command(const std::string& datadir)
 // pg_ctl -o).
 std::string shell_quote(const std::string& word);
 
+// The same with the server's configuration file given by its path
+// (config_file, on the Debian layout outside the data directory):
+// DATADIR/postgresql.auto.conf still overrides it.
+std::optional<std::string> configured_unwrap_command_from(const std::string& datadir,
+                                                          const std::string& config_file);
+
 } // namespace fe_datakey
