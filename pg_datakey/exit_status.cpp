@@ -21,6 +21,7 @@ ExitStatus exit_status_for(const fe_datakey::Error& error) {
     case ErrorCode::spawn_failed:
     case ErrorCode::command_failed:
     case ErrorCode::command_signaled:
+    case ErrorCode::interrupted:
         return exit_command_failed;
     case ErrorCode::command_timeout:
         return exit_timeout;

@@ -1,7 +1,9 @@
-// The C ABI over the C++ library: every entry point catches everything, so
-// no exception crosses into PostgreSQL's C code.
+// The C ABI over the C++ library: every entry point is noexcept and catches
+// everything, so no exception crosses into PostgreSQL's C code (where it
+// would be std::terminate inside initdb or the postmaster).
 #include "fe_datakey/fe_datakey.h"
 
+#include "fe_datakey/command.hpp"
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/key.hpp"
@@ -32,34 +34,108 @@ struct fe_datakey_key {
 
 namespace {
 
-void set_error(fe_datakey_error** err, int code, std::string message, std::string detail = {},
-               std::string hint = {}) {
+// The C codes are the C++ ones: tie each pair, and let the switch (no
+// default, -Wswitch) catch a C++ code without a C one.
+#define SAME_CODE(c, cpp) static_assert(c == static_cast<int>(ErrorCode::cpp), #c)
+SAME_CODE(FE_DATAKEY_E_OK, ok);
+SAME_CODE(FE_DATAKEY_E_USAGE, usage);
+SAME_CODE(FE_DATAKEY_E_COMMAND_MISSING, command_missing);
+SAME_CODE(FE_DATAKEY_E_COMMAND_EMPTY, command_empty);
+SAME_CODE(FE_DATAKEY_E_COMMAND_INVALID, command_invalid);
+SAME_CODE(FE_DATAKEY_E_UNSAFE_PATH, unsafe_path);
+SAME_CODE(FE_DATAKEY_E_SPAWN_FAILED, spawn_failed);
+SAME_CODE(FE_DATAKEY_E_COMMAND_FAILED, command_failed);
+SAME_CODE(FE_DATAKEY_E_COMMAND_SIGNALED, command_signaled);
+SAME_CODE(FE_DATAKEY_E_COMMAND_TIMEOUT, command_timeout);
+SAME_CODE(FE_DATAKEY_E_OUTPUT_EMPTY, output_empty);
+SAME_CODE(FE_DATAKEY_E_OUTPUT_SHORT, output_short);
+SAME_CODE(FE_DATAKEY_E_OUTPUT_LONG, output_long);
+SAME_CODE(FE_DATAKEY_E_KEY_MISMATCH, key_mismatch);
+SAME_CODE(FE_DATAKEY_E_CHECK_INVALID, check_invalid);
+SAME_CODE(FE_DATAKEY_E_NOT_ENCRYPTED, not_encrypted);
+SAME_CODE(FE_DATAKEY_E_IO, io);
+SAME_CODE(FE_DATAKEY_E_INTERNAL, internal);
+SAME_CODE(FE_DATAKEY_E_INTERRUPTED, interrupted);
+#undef SAME_CODE
+
+constexpr int c_code(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::ok:
+    case ErrorCode::usage:
+    case ErrorCode::command_missing:
+    case ErrorCode::command_empty:
+    case ErrorCode::command_invalid:
+    case ErrorCode::unsafe_path:
+    case ErrorCode::spawn_failed:
+    case ErrorCode::command_failed:
+    case ErrorCode::command_signaled:
+    case ErrorCode::command_timeout:
+    case ErrorCode::output_empty:
+    case ErrorCode::output_short:
+    case ErrorCode::output_long:
+    case ErrorCode::key_mismatch:
+    case ErrorCode::check_invalid:
+    case ErrorCode::not_encrypted:
+    case ErrorCode::io:
+    case ErrorCode::internal:
+    case ErrorCode::interrupted:
+        return static_cast<int>(code);
+    }
+    return FE_DATAKEY_E_INTERNAL;
+}
+
+// Replaces *err by the error `make` builds. When that fails too (out of
+// memory), *err is NULL, which every accessor reads as "out of memory".
+template <typename Make>
+void set_error_with(fe_datakey_error** err, Make&& make) noexcept {
     if (err == nullptr)
         return;
     delete *err;
-    *err = new (std::nothrow)
-        fe_datakey_error{code, std::move(message), std::move(detail), std::move(hint)};
+    *err = nullptr;
+    try {
+        *err = new fe_datakey_error(make());
+    } catch (...) {
+    }
+}
+
+void set_error(fe_datakey_error** err, int code, const char* message) noexcept {
+    set_error_with(err, [&] { return fe_datakey_error{code, message, {}, {}}; });
 }
 
 // Runs `body`; any exception becomes an error object. Returns whether it succeeded.
 template <typename Body>
-bool guarded(fe_datakey_error** err, Body&& body) {
+bool guarded(fe_datakey_error** err, Body&& body) noexcept {
     try {
         body();
         return true;
     } catch (const Error& e) {
-        set_error(err, static_cast<int>(e.code()), e.message(), e.detail(), e.hint());
+        set_error_with(err, [&] {
+            return fe_datakey_error{c_code(e.code()), e.message(), e.detail(), e.hint()};
+        });
     } catch (const std::bad_alloc&) {
         set_error(err, FE_DATAKEY_E_INTERNAL, "out of memory");
     } catch (const std::exception& e) {
-        set_error(err, FE_DATAKEY_E_INTERNAL, std::string("internal error: ") + e.what());
+        set_error_with(err, [&] {
+            return fe_datakey_error{
+                FE_DATAKEY_E_INTERNAL, std::string("internal error: ") + e.what(), {}, {}};
+        });
     } catch (...) {
         set_error(err, FE_DATAKEY_E_INTERNAL, "internal error");
     }
     return false;
 }
 
-char* copy_string(const std::string& s) {
+// For calls without an error argument: `fallback` when `body` throws.
+template <typename T, typename Body>
+T or_fallback(T fallback, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (...) {
+        return fallback;
+    }
+}
+
+char* copy_string(const std::string& s) noexcept {
     char* out = static_cast<char*>(std::malloc(s.size() + 1));
     if (out != nullptr)
         std::memcpy(out, s.c_str(), s.size() + 1);
@@ -99,31 +175,32 @@ const char* or_null(const std::string& s) {
 
 extern "C" {
 
-const char* fe_datakey_error_message(const fe_datakey_error* err) {
+const char* fe_datakey_error_message(const fe_datakey_error* err) noexcept {
     return err != nullptr ? err->message.c_str() : "out of memory";
 }
-const char* fe_datakey_error_detail(const fe_datakey_error* err) {
+const char* fe_datakey_error_detail(const fe_datakey_error* err) noexcept {
     return err != nullptr ? or_null(err->detail) : nullptr;
 }
-const char* fe_datakey_error_hint(const fe_datakey_error* err) {
+const char* fe_datakey_error_hint(const fe_datakey_error* err) noexcept {
     return err != nullptr ? or_null(err->hint) : nullptr;
 }
-int fe_datakey_error_code(const fe_datakey_error* err) {
+int fe_datakey_error_code(const fe_datakey_error* err) noexcept {
     return err != nullptr ? err->code : FE_DATAKEY_E_INTERNAL;
 }
-void fe_datakey_error_free(fe_datakey_error* err) {
+void fe_datakey_error_free(fe_datakey_error* err) noexcept {
     delete err;
 }
 
 fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
-                                       const char* hint) {
+                                       const char* hint) noexcept {
     // Out of memory yields NULL, which every accessor above reads as such.
-    return new (std::nothrow)
-        fe_datakey_error{code, message != nullptr ? message : "", detail != nullptr ? detail : "",
-                         hint != nullptr ? hint : ""};
+    return or_fallback<fe_datakey_error*>(nullptr, [&] {
+        return new fe_datakey_error{code, message != nullptr ? message : "",
+                                    detail != nullptr ? detail : "", hint != nullptr ? hint : ""};
+    });
 }
 
-void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) {
+void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) noexcept {
     if (err == nullptr)
         return;
     try {
@@ -133,13 +210,13 @@ void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) {
     }
 }
 
-void fe_datakey_free(void* ptr) {
+void fe_datakey_free(void* ptr) noexcept {
     std::free(ptr);
 }
 
 fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned accepted,
                                                const char* shortopts, const struct option* longopts,
-                                               fe_datakey_error** err) {
+                                               fe_datakey_error** err) noexcept {
     fe_datakey_options* result = nullptr;
     guarded(err, [&] {
         UtilityOptions utility{shortopts, longopts};
@@ -148,29 +225,32 @@ fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned 
     return result;
 }
 
-void fe_datakey_options_free(fe_datakey_options* opts) {
+void fe_datakey_options_free(fe_datakey_options* opts) noexcept {
     delete opts;
 }
 
-int fe_datakey_options_on_command_line(const fe_datakey_options* opts) {
-    return opts->options.given_on_command_line() ? 1 : 0;
+int fe_datakey_options_on_command_line(const fe_datakey_options* opts) noexcept {
+    return or_fallback(0, [&] { return opts->options.given_on_command_line() ? 1 : 0; });
 }
 
-int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) {
-    return opts->options.no_key_wrap() ||
-                   opts->options.setting(role_of(role)).source != Source::unset
-               ? 1
-               : 0;
+int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) noexcept {
+    return or_fallback(0, [&] {
+        return opts->options.no_key_wrap() ||
+                       opts->options.setting(role_of(role)).source != Source::unset
+                   ? 1
+                   : 0;
+    });
 }
 
-char* fe_datakey_options_command(const fe_datakey_options* opts, int role, fe_datakey_error** err) {
+char* fe_datakey_options_command(const fe_datakey_options* opts, int role,
+                                 fe_datakey_error** err) noexcept {
     char* result = nullptr;
     guarded(err, [&] { result = copy_string(opts->options.command(role_of(role))); });
     return result;
 }
 
 int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap, char** unwrap,
-                                    fe_datakey_error** err) {
+                                    fe_datakey_error** err) noexcept {
     return guarded(err, [&] {
         auto pair = opts->options.command_pair();
         *wrap = copy_string(pair.first);
@@ -179,74 +259,93 @@ int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap,
 }
 
 int fe_datakey_command_validate(int role, const char* command, const char* origin,
-                                fe_datakey_error** err) {
+                                fe_datakey_error** err) noexcept {
     return guarded(err, [&] { validate_command(role_of(role), command, origin); });
 }
 
-const char* fe_datakey_options_help(unsigned accepted) {
-    // One static text per combination of the three option flags.
-    static const std::string texts[8] = {help_text(0), help_text(1), help_text(2), help_text(3),
-                                         help_text(4), help_text(5), help_text(6), help_text(7)};
-    return texts[accepted & 7u].c_str();
+const char* fe_datakey_options_help(unsigned accepted) noexcept {
+    // One static text per combination of the three option flags. A throwing
+    // initialisation is tried again on the next call.
+    return or_fallback<const char*>("", [&] {
+        static const std::string texts[8] = {help_text(0), help_text(1), help_text(2),
+                                             help_text(3), help_text(4), help_text(5),
+                                             help_text(6), help_text(7)};
+        return texts[accepted & 7u].c_str();
+    });
 }
 
-int fe_datakey_check_path(const char* path, fe_datakey_error** err) {
+int fe_datakey_check_path(const char* path, fe_datakey_error** err) noexcept {
     return guarded(err, [&] { check_path_is_shell_safe(path); });
 }
 
-char* fe_datakey_options_help_at(unsigned accepted, int column) {
-    try {
-        return copy_string(help_text(accepted & 7u, column));
-    } catch (...) {
-        return nullptr;
-    }
+char* fe_datakey_options_help_at(unsigned accepted, int column) noexcept {
+    return or_fallback<char*>(nullptr,
+                              [&] { return copy_string(help_text(accepted & 7u, column)); });
 }
 
-fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err) {
+void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn) noexcept {
+    set_interrupt_check(fn);
+}
+
+fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err) noexcept {
     fe_datakey_key* result = nullptr;
     guarded(err, [&] { result = new fe_datakey_key{Key::generate(bits)}; });
     return result;
 }
 
-void fe_datakey_key_free(fe_datakey_key* key) {
+void fe_datakey_key_free(fe_datakey_key* key) noexcept {
     delete key;
 }
-int fe_datakey_key_bits(const fe_datakey_key* key) {
+int fe_datakey_key_bits(const fe_datakey_key* key) noexcept {
     return key->key.bits();
 }
-size_t fe_datakey_key_length(const fe_datakey_key* key) {
+size_t fe_datakey_key_length(const fe_datakey_key* key) noexcept {
     return key->key.bytes().size();
 }
-const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) {
+const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) noexcept {
     return key->key.bytes().data();
 }
-void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out) {
-    fill_check(KeyCheck::of(key->key), out);
+void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out) noexcept {
+    try {
+        fill_check(KeyCheck::of(key->key), out);
+    } catch (...) {
+        std::memset(out, 0, sizeof *out);
+    }
 }
 
 int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
-                           fe_datakey_error** err) {
+                           fe_datakey_error** err) noexcept {
     return guarded(err, [&] { fill_check(KeyCheck::parse(std::string(text, len)), out); });
 }
 
-int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b) {
-    return to_check(a) == to_check(b) ? 1 : 0;
+int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b) noexcept {
+    if (a->kcv[0] == '\0' || b->kcv[0] == '\0')
+        return 0;
+    return or_fallback(0, [&] { return to_check(a) == to_check(b) ? 1 : 0; });
 }
 
-int fe_datakey_is_encrypted(const char* datadir) {
-    return is_encrypted(datadir) ? 1 : 0;
+int fe_datakey_is_encrypted(const char* datadir) noexcept {
+    return or_fallback(1, [&] { return is_encrypted(datadir) ? 1 : 0; });
+}
+
+static_assert(FE_DATAKEY_CONTROL_VERSION == control_encryption_version,
+              "pg_control's data encryption version, C and C++");
+
+int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
+                                 fe_datakey_error** err) noexcept {
+    return guarded(err, [&] { check_key_state(datadir, version, bits); });
 }
 
 int fe_datakey_store_create(const char* datadir, const char* wrap_command,
                             const fe_datakey_key* key, int timeout_seconds,
-                            fe_datakey_error** err) {
+                            fe_datakey_error** err) noexcept {
     return guarded(err, [&] {
         create_key_store(datadir, wrap_command, key->key, run_options(datadir, timeout_seconds));
     });
 }
 
 fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_command,
-                                      int timeout_seconds, fe_datakey_error** err) {
+                                      int timeout_seconds, fe_datakey_error** err) noexcept {
     fe_datakey_key* result = nullptr;
     guarded(err, [&] {
         result = new fe_datakey_key{
@@ -256,13 +355,13 @@ fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_co
 }
 
 int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* out,
-                                fe_datakey_error** err) {
+                                fe_datakey_error** err) noexcept {
     return guarded(err, [&] { fill_check(read_key_check(datadir), out); });
 }
 
 fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_command,
                                          int timeout_seconds, fe_datakey_check* check,
-                                         int* check_found, fe_datakey_error** err) {
+                                         int* check_found, fe_datakey_error** err) noexcept {
     fe_datakey_key* result = nullptr;
     guarded(err, [&] {
         std::optional<KeyCheck> found;
@@ -278,11 +377,11 @@ fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_co
 }
 
 int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
-                                       fe_datakey_error** err) {
+                                       fe_datakey_error** err) noexcept {
     return guarded(err, [&] { set_conf_unwrap_command(conf_path, command); });
 }
 
-char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err) {
+char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err) noexcept {
     char* result = nullptr;
     guarded(err, [&] {
         if (auto value = get_conf_unwrap_command(conf_path))
@@ -291,36 +390,24 @@ char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error
     return result;
 }
 
-char* fe_datakey_conf_quote(const char* value) {
-    return copy_string(quote_conf_value(value));
-}
-char* fe_datakey_shell_quote(const char* word) {
-    return copy_string(shell_quote(word));
-}
-
-char* fe_datakey_server_option(const char* unwrap_command) {
-    try {
-        return copy_string(" -c " +
-                           shell_quote(std::string(unwrap_command_setting) + "=" + unwrap_command));
-    } catch (...) {
-        return nullptr;
-    }
+char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
+                                           fe_datakey_error** err) noexcept {
+    char* result = nullptr;
+    guarded(err, [&] {
+        if (auto value = config_file != nullptr
+                             ? configured_unwrap_command_from(datadir, config_file)
+                             : configured_unwrap_command(datadir))
+            if ((result = copy_string(*value)) == nullptr)
+                throw std::bad_alloc();
+    });
+    return result;
 }
 
-char* fe_datakey_redact_server_option(const char* text, const char* option) {
-    try {
-        std::string out = text;
-        std::size_t length = std::strlen(option);
-        if (length == 0)
-            return copy_string(out);
-        std::size_t replacement = std::strlen(FE_DATAKEY_REDACTED_SERVER_OPTION);
-        for (std::size_t at = out.find(option); at != std::string::npos;
-             at = out.find(option, at + replacement))
-            out.replace(at, length, FE_DATAKEY_REDACTED_SERVER_OPTION);
-        return copy_string(out);
-    } catch (...) {
-        return nullptr;
-    }
+char* fe_datakey_conf_quote(const char* value) noexcept {
+    return or_fallback<char*>(nullptr, [&] { return copy_string(quote_conf_value(value)); });
+}
+char* fe_datakey_shell_quote(const char* word) noexcept {
+    return or_fallback<char*>(nullptr, [&] { return copy_string(shell_quote(word)); });
 }
 
 } // extern "C"

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -29,6 +30,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <system_error>
+#include <termios.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -176,32 +178,54 @@ void mark_cloexec_from_3() {
         fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
 }
 
+// Every signal back to its default action, then an empty mask (in that
+// order, so that no handler of ours can run in the child). A caller such as
+// the postmaster ignores SIGPIPE, SIGALRM, SIGTTIN, ... and blocks signals
+// while it loads the key; exec keeps both, and `timeout`, alarm()-based
+// tools or a prompt would misbehave. Runs in the forked child: raw calls only.
+void reset_signals() {
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP)
+            sigaction(sig, &dfl, nullptr); // EINVAL for the C library's own: never ignored
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 // What the child does between fork and exec: our pipes onto 0/1, a normal
-// signal state (the postmaster blocks every signal and ignores SIGPIPE, both
-// of which exec would pass on), private file modes, its own process group
-// when it may have to be killed, the working directory, and no inherited
-// descriptor beyond 0-2.
+// signal state (see reset_signals), private file modes, a process group of
+// its own (so that all it starts can be killed together) with the terminal
+// when we had it, the working directory, and no inherited descriptor beyond
+// 0-2.
 struct ChildSetup : bp::extend::handler {
     int stdin_fd = -1; // -1: inherit ours
     int stdout_fd = -1;
     const char* directory = nullptr;
-    bool own_group = false;
+    int terminal_fd = -1;        // the terminal to hand to the command's group, or -1
     pid_t* failed_pid = nullptr; // where a child that failed after fork is left to reap
 
     template <typename Executor>
     void on_exec_setup(Executor& exec) const {
+        // Nothing of ours may run here, and tcsetpgrp from what is now a
+        // background group must not raise SIGTTOU.
+        sigset_t all;
+        sigfillset(&all);
+        sigprocmask(SIG_SETMASK, &all, nullptr);
         if ((stdin_fd >= 0 && dup2(stdin_fd, STDIN_FILENO) < 0) ||
             (stdout_fd >= 0 && dup2(stdout_fd, STDOUT_FILENO) < 0))
             fail(exec, "dup2");
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);
-        signal(SIGPIPE, SIG_DFL);
+        if (setpgid(0, 0) != 0)
+            fail(exec, "setpgid");
+        if (terminal_fd >= 0)
+            tcsetpgrp(terminal_fd, getpid());
+        reset_signals();
         // A wrap command creates the key file: keep it private from the
         // start; the library sets its final mode afterwards.
         umask(077);
-        if (own_group && setpgid(0, 0) != 0)
-            fail(exec, "setpgid");
         if (directory != nullptr && chdir(directory) != 0)
             fail(exec, "chdir");
         mark_cloexec_from_3();
@@ -222,31 +246,102 @@ struct ChildSetup : bp::extend::handler {
 
 using Clock = std::chrono::steady_clock;
 
-// No deadline when the timeout is 0.
-class Deadline {
+// How long the output of an unwrap command that has exited is still read.
+constexpr int kPipeGraceMs = 250;
+
+std::atomic<InterruptCheck> interrupt_check{nullptr};
+
+// Why a run stopped before the command ended.
+enum class Stop { none, timeout, interrupt };
+
+// The limits on a run: the timeout (none when 0) and the caller's interrupt
+// check, asked at most every kInterruptCheckMs.
+class Watch {
 public:
-    explicit Deadline(int seconds) {
+    explicit Watch(int seconds) : check_(interrupt_check.load()) {
         if (seconds > 0)
-            at_ = Clock::now() + std::chrono::seconds(seconds);
+            deadline_ = Clock::now() + std::chrono::seconds(seconds);
     }
-    bool active() const { return at_.has_value(); }
-    // For poll(): -1 without a deadline, else the milliseconds left (0 once past).
-    int remaining_ms() const {
-        if (!at_)
-            return -1;
-        auto left = std::chrono::ceil<std::chrono::milliseconds>(*at_ - Clock::now()).count();
-        return static_cast<int>(std::clamp<long long>(left, 0, INT_MAX));
+    // Whether waiting must wake up on its own (else it may block for good).
+    bool active() const { return deadline_.has_value() || check_ != nullptr; }
+    // For poll(): -1 when nothing limits the wait, else the milliseconds
+    // until the deadline or the next interrupt check (0 once due).
+    int slice_ms() const {
+        long long left = -1;
+        if (deadline_)
+            left = std::max<long long>(
+                0, std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now()).count());
+        if (check_ != nullptr) {
+            long long to_check = std::max<long long>(
+                0,
+                std::chrono::ceil<std::chrono::milliseconds>(next_check_ - Clock::now()).count());
+            left = left < 0 ? to_check : std::min(left, to_check);
+        }
+        return static_cast<int>(std::min<long long>(left, INT_MAX));
+    }
+    Stop check() {
+        Clock::time_point now = Clock::now();
+        if (deadline_ && now >= *deadline_)
+            return Stop::timeout;
+        if (check_ != nullptr && now >= next_check_) {
+            next_check_ = now + std::chrono::milliseconds(kInterruptCheckMs);
+            if (check_() != 0)
+                return Stop::interrupt;
+        }
+        return Stop::none;
     }
 
 private:
-    std::optional<Clock::time_point> at_;
+    std::optional<Clock::time_point> deadline_;
+    InterruptCheck check_;
+    Clock::time_point next_check_ = Clock::now() + std::chrono::milliseconds(kInterruptCheckMs);
 };
 
-// A started command. It is reaped exactly once; if we leave early (an
-// exception), it is killed first so that no child outlives the call.
+// The controlling terminal, when our process group is in its foreground.
+// The command runs in a group of its own, so we hand the terminal to that
+// group for the run (the command can prompt on it, and a ^C reaches it) and
+// take it back when the command is gone.
+class Terminal {
+public:
+    Terminal() {
+        fd_ = Fd(::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC));
+        if (fd_.get() >= 0 && tcgetpgrp(fd_.get()) != getpgrp())
+            fd_.reset();
+    }
+    Terminal(const Terminal&) = delete;
+    Terminal& operator=(const Terminal&) = delete;
+
+    // The terminal for the child to take, or -1.
+    int fd() const { return fd_.get(); }
+
+    // Takes the terminal back if group `pgid` still has it.
+    void take_back(pid_t pgid) {
+        if (fd_.get() >= 0 && tcgetpgrp(fd_.get()) == pgid) {
+            // We are in the background now: tcsetpgrp would raise SIGTTOU.
+            sigset_t ttou, old;
+            sigemptyset(&ttou);
+            sigaddset(&ttou, SIGTTOU);
+            pthread_sigmask(SIG_BLOCK, &ttou, &old);
+            tcsetpgrp(fd_.get(), getpgrp());
+            pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        }
+        fd_.reset();
+    }
+
+private:
+    Fd fd_;
+};
+
+// A started command, the leader of its own process group. When it exits,
+// whatever is left in its group (a background grandchild, say) is killed; if
+// we leave early (a timeout, an interrupt, an exception), the whole group is
+// killed. The group is killed while the leader is still a zombie, so that its
+// id cannot have been reused. The command is reaped exactly once.
 class Running {
 public:
-    Running(pid_t pid, bool own_group) : pid_(pid), own_group_(own_group) {}
+    Running(pid_t pid, Terminal& terminal)
+        : pid_(pid), terminal_(terminal),
+          pidfd_(static_cast<int>(syscall(SYS_pidfd_open, pid, 0))) {}
     ~Running() {
         if (!reaped_) {
             try {
@@ -260,57 +355,65 @@ public:
     Running& operator=(const Running&) = delete;
 
     int status() const { return status_; }
+    // Readable once the command has exited; -1 when the kernel has no pidfd.
+    int pidfd() const { return pidfd_.get(); }
 
     void kill_and_reap() {
-        if (own_group_)
-            killpg(pid_, SIGKILL);
-        else
-            kill(pid_, SIGKILL);
-        wait_blocking();
+        killpg(pid_, SIGKILL);
+        reap();
     }
 
-    // False when the deadline passed first.
-    bool wait(const Deadline& deadline) {
-        if (!deadline.active()) {
-            wait_blocking();
+    // True once the command has exited: then the rest of its group has been
+    // killed and it is reaped.
+    bool finished() {
+        if (reaped_)
             return true;
+        if (!exited(false))
+            return false;
+        killpg(pid_, SIGKILL);
+        reap();
+        return true;
+    }
+
+    // Stop::none once the command has finished.
+    Stop wait(Watch& watch) {
+        if (!watch.active()) {
+            exited(true);
+            finished();
+            return Stop::none;
         }
-        // A pidfd becomes readable when the process exits: no polling delay.
-        Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
         int backoff_ms = 1;
         for (;;) {
-            if (try_reap())
-                return true;
-            int left = deadline.remaining_ms();
-            if (left == 0)
-                return false;
-            if (pidfd.get() >= 0) {
-                pollfd p{pidfd.get(), POLLIN, 0};
-                if (poll(&p, 1, left) < 0 && errno != EINTR)
+            if (finished())
+                return Stop::none;
+            if (Stop stop = watch.check(); stop != Stop::none)
+                return stop;
+            int slice = watch.slice_ms();
+            if (pidfd_.get() >= 0) {
+                pollfd p{pidfd_.get(), POLLIN, 0};
+                if (poll(&p, 1, slice) < 0 && errno != EINTR)
                     throw_io_error("could not wait for child process", errno);
             } else {
-                usleep(static_cast<useconds_t>(std::min(backoff_ms, left)) * 1000);
+                usleep(static_cast<useconds_t>(std::min(backoff_ms, slice)) * 1000);
                 backoff_ms = std::min(backoff_ms * 2, 50);
             }
         }
     }
 
 private:
-    bool try_reap() {
-        int st;
-        pid_t r;
-        while ((r = waitpid(pid_, &st, WNOHANG)) < 0 && errno == EINTR) {
+    // Whether the command has exited, leaving it unreaped.
+    bool exited(bool block) {
+        siginfo_t info;
+        std::memset(&info, 0, sizeof info);
+        while (waitid(P_PID, static_cast<id_t>(pid_), &info,
+                      WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) != 0) {
+            if (errno != EINTR)
+                lost();
         }
-        if (r < 0)
-            lost();
-        if (r == 0)
-            return false;
-        status_ = st;
-        reaped_ = true;
-        return true;
+        return info.si_pid == pid_;
     }
 
-    void wait_blocking() {
+    void reap() {
         int st;
         while (waitpid(pid_, &st, 0) < 0) {
             if (errno != EINTR)
@@ -318,6 +421,7 @@ private:
         }
         status_ = st;
         reaped_ = true;
+        terminal_.take_back(pid_);
     }
 
     // Someone else reaped our child (SIGCHLD ignored, or a reaper calling
@@ -325,12 +429,14 @@ private:
     void lost() {
         int e = errno;
         reaped_ = true;
+        terminal_.take_back(pid_);
         throw Error(ErrorCode::internal, "could not get the exit status of a key command",
                     std::string("waitpid failed: ") + std::strerror(e) + ".");
     }
 
     pid_t pid_;
-    bool own_group_;
+    Terminal& terminal_;
+    Fd pidfd_;
     bool reaped_ = false;
     int status_ = 0;
 };
@@ -339,10 +445,15 @@ std::string seconds_text(int n) {
     return std::to_string(n) + (n == 1 ? " second" : " seconds");
 }
 
-[[noreturn]] void throw_timeout(Role role, int seconds) {
+// The command was stopped early: kill what is left of it and say why.
+[[noreturn]] void throw_stopped(Role role, Stop stop, Running& child, int seconds) {
+    child.kill_and_reap();
+    if (stop == Stop::interrupt)
+        throw Error(ErrorCode::interrupted, std::string(role_name(role)) + " was interrupted",
+                    "The command was killed because the program running it was asked to stop.");
     throw Error(ErrorCode::command_timeout, std::string(role_name(role)) + " timed out",
                 "The command did not finish within " + seconds_text(seconds) + " and was killed.",
-                "A command run with a timeout cannot prompt for a passphrase on the terminal.");
+                "If the command waits for a person, such as a passphrase prompt, allow more time.");
 }
 
 void check_status(Role role, int status) {
@@ -374,7 +485,7 @@ void check_status(Role role, int status) {
 
 // Starts `shell -c command` with the given descriptors as its stdin/stdout.
 pid_t spawn(Role role, const std::string& command, const RunOptions& options, int stdin_fd,
-            int stdout_fd) {
+            int stdout_fd, const Terminal& terminal) {
     const std::string& dir = options.working_directory;
     struct stat st;
     if (!dir.empty() && stat(dir.c_str(), &st) != 0)
@@ -393,7 +504,7 @@ pid_t spawn(Role role, const std::string& command, const RunOptions& options, in
     setup.stdin_fd = stdin_fd;
     setup.stdout_fd = stdout_fd;
     setup.directory = dir.empty() ? nullptr : dir.c_str();
-    setup.own_group = options.timeout_seconds > 0;
+    setup.terminal_fd = terminal.fd();
     setup.failed_pid = &failed_pid;
 
     std::error_code ec;
@@ -444,10 +555,10 @@ private:
     bool was_pending_ = false;
 };
 
-enum class WriteResult { done, reader_gone, timed_out };
+enum class WriteResult { done, reader_gone, stopped };
 
-WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t size,
-                      const Deadline& deadline) {
+WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t size, Watch& watch,
+                      Stop& stop) {
     SigpipeBlock block;
     std::size_t done = 0;
     while (done < size) {
@@ -461,10 +572,10 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
         if (n < 0 && errno == EPIPE)
             return WriteResult::reader_gone;
         if (n < 0 && errno == EAGAIN) {
+            if ((stop = watch.check()) != Stop::none)
+                return WriteResult::stopped;
             pollfd p{fd, POLLOUT, 0};
-            int r = poll(&p, 1, deadline.remaining_ms());
-            if (r == 0)
-                return WriteResult::timed_out;
+            int r = poll(&p, 1, watch.slice_ms());
             if (r < 0 && errno != EINTR)
                 throw_io_error(std::string("could not write to ") + role_name(role), errno);
             continue;
@@ -476,18 +587,23 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
 
 } // namespace
 
+void set_interrupt_check(InterruptCheck check) noexcept {
+    interrupt_check.store(check);
+}
+
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options) {
     const Role role = Role::wrap;
-    Deadline deadline(options.timeout_seconds);
+    Watch watch(options.timeout_seconds);
     Fd child_stdin, to_child;
     make_pipe(role, child_stdin, to_child);
     if (fcntl(to_child.get(), F_SETFL, O_NONBLOCK) != 0)
         throw spawn_error(role,
                           std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
 
-    Running child(spawn(role, expanded_command, options, child_stdin.get(), -1),
-                  options.timeout_seconds > 0);
+    Terminal terminal;
+    Running child(spawn(role, expanded_command, options, child_stdin.get(), -1, terminal),
+                  terminal);
     // Our copy of the read end stays open so that, after the command exits,
     // what it left unread is still there to be counted. A key always fits in
     // the pipe at once, so the write cannot block on a reader that is gone.
@@ -496,12 +612,13 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
         probe = std::move(child_stdin);
     child_stdin.reset();
 
-    WriteResult written = write_all(role, to_child.get(), key.data(), key.size(), deadline);
+    Stop stop = Stop::none;
+    WriteResult written = write_all(role, to_child.get(), key.data(), key.size(), watch, stop);
     to_child.reset(); // EOF
-    if (written == WriteResult::timed_out || !child.wait(deadline)) {
-        child.kill_and_reap();
-        throw_timeout(role, options.timeout_seconds);
-    }
+    if (written != WriteResult::stopped)
+        stop = child.wait(watch);
+    if (stop != Stop::none)
+        throw_stopped(role, stop, child, options.timeout_seconds);
     check_status(role, child.status());
 
     int unread = 0;
@@ -519,12 +636,16 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
 SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
                         const RunOptions& options) {
     const Role role = Role::unwrap;
-    Deadline deadline(options.timeout_seconds);
+    Watch watch(options.timeout_seconds);
     Fd from_child, child_stdout;
     make_pipe(role, from_child, child_stdout);
 
-    Running child(spawn(role, expanded_command, options, -1, child_stdout.get()),
-                  options.timeout_seconds > 0);
+    if (fcntl(from_child.get(), F_SETFL, O_NONBLOCK) != 0)
+        throw spawn_error(role,
+                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
+    Terminal terminal;
+    Running child(spawn(role, expanded_command, options, -1, child_stdout.get(), terminal),
+                  terminal);
     child_stdout.reset(); // so that we see EOF when the command is done
 
     SecureBuffer output(max_output);
@@ -532,19 +653,40 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
     // Output beyond max_output is read and dropped so that the command never
     // blocks on a full pipe; it may be key material too, hence the wipe.
     unsigned char discard[4096];
-    bool timed_out = false;
+    // The read ends at EOF, or a short grace period after the command has
+    // exited: a background process it left behind may hold the pipe open
+    // (it was killed with the rest of the group, but one that left the group
+    // is not).
+    Stop stop = Stop::none;
+    std::optional<Clock::time_point> drain_until;
     for (;;) {
-        pollfd p{from_child.get(), POLLIN, 0};
-        int r = poll(&p, 1, deadline.remaining_ms());
-        if (r == 0) {
-            timed_out = true;
+        if (!drain_until) {
+            if (child.finished())
+                drain_until = Clock::now() + std::chrono::milliseconds(kPipeGraceMs);
+            else if ((stop = watch.check()) != Stop::none)
+                break;
+        } else if (Clock::now() >= *drain_until) {
             break;
         }
+        int wait_ms;
+        if (drain_until) {
+            wait_ms = static_cast<int>(std::max<long long>(
+                0,
+                std::chrono::ceil<std::chrono::milliseconds>(*drain_until - Clock::now()).count()));
+        } else {
+            wait_ms = watch.slice_ms();
+            if (child.pidfd() < 0) // no exit notification: look again soon
+                wait_ms = wait_ms < 0 ? 50 : std::min(wait_ms, 50);
+        }
+        pollfd p[2] = {{from_child.get(), POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
+        int r = poll(p, drain_until || child.pidfd() < 0 ? 1 : 2, wait_ms);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             throw_io_error(std::string("could not read from ") + role_name(role), errno);
         }
+        if (p[0].revents == 0)
+            continue;
         std::size_t room = output.capacity() - output.size();
         ssize_t n = room > 0 ? read(from_child.get(), output.data() + output.size(), room)
                              : read(from_child.get(), discard, sizeof discard);
@@ -563,10 +705,10 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
     }
     from_child.reset();
 
-    if (timed_out || !child.wait(deadline)) {
-        child.kill_and_reap();
-        throw_timeout(role, options.timeout_seconds);
-    }
+    if (stop == Stop::none && !drain_until)
+        stop = child.wait(watch);
+    if (stop != Stop::none)
+        throw_stopped(role, stop, child, options.timeout_seconds);
     check_status(role, child.status());
     if (total > max_output)
         throw Error(ErrorCode::output_long,

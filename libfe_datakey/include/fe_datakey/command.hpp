@@ -22,10 +22,22 @@ void check_path_is_shell_safe(const std::string& path);
 
 struct RunOptions {
     std::string working_directory; // the data directory
-    int timeout_seconds = 0;       // 0: none. With a timeout the command runs in its own
-                                   // process group (killed as a whole), so it cannot
-                                   // prompt on the controlling terminal.
+    int timeout_seconds = 0;       // 0: none
 };
+
+// Every command runs in a process group of its own, which gets the
+// controlling terminal for the run when ours had it (so a command can prompt
+// for a passphrase). When the command exits, what is left in its group is
+// killed and its output is read for a short grace period at most; a run that
+// ends early (timeout, interrupt, error) kills the whole group.
+
+// A check the caller gives to stop a running command (a postmaster that got
+// SIGTERM, say): called about every kInterruptCheckMs while a command runs;
+// when it returns non-zero the command's process group is killed and the run
+// throws Error(interrupted). Process-wide; nullptr (the default) for none.
+using InterruptCheck = int (*)();
+void set_interrupt_check(InterruptCheck check) noexcept;
+constexpr int kInterruptCheckMs = 100;
 
 // The shell used to run commands: bash with pipefail when /bin/bash exists,
 // else /bin/sh (no pipefail).
@@ -33,7 +45,7 @@ std::string command_shell();
 
 // Runs a wrap command: `key` on stdin then EOF; the command's stdout and stderr
 // go to ours. Throws Error (spawn_failed, command_failed, command_signaled,
-// command_timeout; command_failed also when it did not read the whole key).
+// command_timeout, interrupted; command_failed also when it did not read the whole key).
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options);
 

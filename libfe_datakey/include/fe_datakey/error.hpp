@@ -28,6 +28,7 @@ enum class ErrorCode : int {
     not_encrypted = 15,
     io = 16,
     internal = 17,
+    interrupted = 18, // the caller's interrupt check asked to stop a command
 };
 
 class Error : public std::runtime_error {

@@ -15,7 +15,11 @@
 #include <stddef.h>
 
 #ifdef __cplusplus
+/* No call throws: every failure is an error object or a documented result. */
+#define FE_DATAKEY_NOEXCEPT noexcept
 extern "C" {
+#else
+#define FE_DATAKEY_NOEXCEPT
 #endif
 
 struct option; /* <getopt.h> */
@@ -42,16 +46,17 @@ enum {
     FE_DATAKEY_E_CHECK_INVALID = 14,
     FE_DATAKEY_E_NOT_ENCRYPTED = 15,
     FE_DATAKEY_E_IO = 16,
-    FE_DATAKEY_E_INTERNAL = 17
+    FE_DATAKEY_E_INTERNAL = 17,
+    FE_DATAKEY_E_INTERRUPTED = 18
 };
 
 /* Primary message, lower case, no trailing period. Never NULL. */
-extern const char* fe_datakey_error_message(const fe_datakey_error* err);
+extern const char* fe_datakey_error_message(const fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
 /* Detail and hint as full sentences, or NULL when there is none. */
-extern const char* fe_datakey_error_detail(const fe_datakey_error* err);
-extern const char* fe_datakey_error_hint(const fe_datakey_error* err);
-extern int fe_datakey_error_code(const fe_datakey_error* err);
-extern void fe_datakey_error_free(fe_datakey_error* err);
+extern const char* fe_datakey_error_detail(const fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
+extern const char* fe_datakey_error_hint(const fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
+extern int fe_datakey_error_code(const fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
+extern void fe_datakey_error_free(fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * For adapters that report errors of their own through the same channel.
@@ -59,16 +64,16 @@ extern void fe_datakey_error_free(fe_datakey_error* err);
  * the accessors treat NULL as an out-of-memory error.
  */
 extern fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
-                                              const char* hint);
+                                              const char* hint) FE_DATAKEY_NOEXCEPT;
 
 /*
  * Puts prefix before the primary message of err (e.g. to say which cluster
  * failed), keeping its code, detail and hint. On out of memory err is left
  * as it was; a NULL err (out of memory already) stays NULL.
  */
-extern void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix);
+extern void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) FE_DATAKEY_NOEXCEPT;
 
-extern void fe_datakey_free(void* ptr);
+extern void fe_datakey_free(void* ptr) FE_DATAKEY_NOEXCEPT;
 
 /* ---- options ---- */
 
@@ -90,27 +95,28 @@ typedef struct fe_datakey_options fe_datakey_options;
 extern fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned accepted,
                                                       const char* shortopts,
                                                       const struct option* longopts,
-                                                      fe_datakey_error** err);
-extern void fe_datakey_options_free(fe_datakey_options* opts);
+                                                      fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+extern void fe_datakey_options_free(fe_datakey_options* opts) FE_DATAKEY_NOEXCEPT;
 
 /* 1 when any of our options was on the command line (variables don't count). */
-extern int fe_datakey_options_on_command_line(const fe_datakey_options* opts);
+extern int fe_datakey_options_on_command_line(const fe_datakey_options* opts) FE_DATAKEY_NOEXCEPT;
 /* 1 when a value for the role is set by option or variable (maybe empty). */
-extern int fe_datakey_options_is_set(const fe_datakey_options* opts, int role);
+extern int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) FE_DATAKEY_NOEXCEPT;
 
 /*
  * The validated command for a role ("-" for no wrapping). NULL with an error
  * when it is unset, empty or has no %p.
  */
 extern char* fe_datakey_options_command(const fe_datakey_options* opts, int role,
-                                        fe_datakey_error** err);
+                                        fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * Both commands, validated, and checked to be both "-" or both commands.
  * Returns 1, or 0 with an error.
  */
 extern int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap,
-                                           char** unwrap, fe_datakey_error** err);
+                                           char** unwrap,
+                                           fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * Checks one command value given some other way than by our options (e.g.
@@ -119,21 +125,32 @@ extern int fe_datakey_options_command_pair(const fe_datakey_options* opts, char*
  * the detail. Returns 1, or 0 with an error.
  */
 extern int fe_datakey_command_validate(int role, const char* command, const char* origin,
-                                       fe_datakey_error** err);
+                                       fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * 1 when a path given by the user can stand inside double quotes in a shell
  * command; else 0 with an error naming the character (" $ ` \ newline).
  */
-extern int fe_datakey_check_path(const char* path, fe_datakey_error** err);
+extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
-/* --help lines for the accepted options, in PostgreSQL's layout. Static. */
-extern const char* fe_datakey_options_help(unsigned accepted);
+/* --help lines for the accepted options, in PostgreSQL's layout. Static.
+ * "" only when out of memory. */
+extern const char* fe_datakey_options_help(unsigned accepted) FE_DATAKEY_NOEXCEPT;
 /*
  * The same with the descriptions at the utility's own column (the number of
  * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed.
  */
-extern char* fe_datakey_options_help_at(unsigned accepted, int column);
+extern char* fe_datakey_options_help_at(unsigned accepted, int column) FE_DATAKEY_NOEXCEPT;
+
+/* ---- running commands ---- */
+
+/*
+ * Called about every 100 ms while a command runs; when it returns non-zero
+ * the command's process group is killed and the call fails with
+ * FE_DATAKEY_E_INTERRUPTED. Process-wide; NULL (the default) for none.
+ */
+typedef int (*fe_datakey_interrupt_fn)(void);
+extern void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn) FE_DATAKEY_NOEXCEPT;
 
 /* ---- keys ---- */
 
@@ -148,19 +165,24 @@ typedef struct fe_datakey_check {
 } fe_datakey_check;
 
 /* bits: 128 or 256. */
-extern fe_datakey_key* fe_datakey_key_generate(int bits, fe_datakey_error** err);
-extern void fe_datakey_key_free(fe_datakey_key* key);
-extern int fe_datakey_key_bits(const fe_datakey_key* key);
-extern size_t fe_datakey_key_length(const fe_datakey_key* key);
+extern fe_datakey_key* fe_datakey_key_generate(int bits,
+                                               fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+extern void fe_datakey_key_free(fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
+extern int fe_datakey_key_bits(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
+extern size_t fe_datakey_key_length(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
 /* The plaintext bytes, for a cipher layer. Valid until the key is freed. */
-extern const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key);
-extern void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out);
+extern const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
+/* On a failure (out of memory, OpenSSL) *out is all zero: a check that
+ * fe_datakey_check_equal never finds equal to any. */
+extern void fe_datakey_key_check_of(const fe_datakey_key* key,
+                                    fe_datakey_check* out) FE_DATAKEY_NOEXCEPT;
 
 /* Parses the contents of a key check file (e.g. read over a connection). */
 extern int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
-                                  fe_datakey_error** err);
-/* 1 when two key checks identify the same key. */
-extern int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b);
+                                  fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+/* 1 when two key checks identify the same key; 0 for an empty check. */
+extern int fe_datakey_check_equal(const fe_datakey_check* a,
+                                  const fe_datakey_check* b) FE_DATAKEY_NOEXCEPT;
 
 /* ---- key store in a data directory ---- */
 
@@ -169,17 +191,35 @@ extern int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_ch
 #define FE_DATAKEY_KEY_FILE "pg_encryption/key.bin"
 #define FE_DATAKEY_CHECK_FILE "pg_encryption/key.check"
 
-/* 1 when DATADIR/pg_encryption/key.bin exists, else 0. */
-extern int fe_datakey_is_encrypted(const char* datadir);
+/*
+ * 1 when DATADIR/pg_encryption/key.bin exists, else 0 (1 when out of memory).
+ * This does not say whether the cluster is encrypted: pg_control does (see
+ * fe_datakey_store_check_state).
+ */
+extern int fe_datakey_is_encrypted(const char* datadir) FE_DATAKEY_NOEXCEPT;
+
+/* pg_control's data_encryption_version for this key layout (0: none). */
+#define FE_DATAKEY_CONTROL_VERSION 1
+
+/*
+ * Checks the key files of a data directory against the encryption state its
+ * pg_control records (data_encryption_version, data_encryption_key_length):
+ * version 0 and no key file, or version 1 with a key file that can be
+ * accessed and a key check for a key of that many bits. Runs no command.
+ * Returns 1, or 0 with an error saying what disagrees.
+ */
+extern int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
+                                        fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /* timeout_seconds: 0 for none. */
 extern int fe_datakey_store_create(const char* datadir, const char* wrap_command,
                                    const fe_datakey_key* key, int timeout_seconds,
-                                   fe_datakey_error** err);
+                                   fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 extern fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_command,
-                                             int timeout_seconds, fe_datakey_error** err);
+                                             int timeout_seconds,
+                                             fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 extern int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* out,
-                                       fe_datakey_error** err);
+                                       fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * Unwraps a key file named by the user (initdb --copy-key-from). *check_found
@@ -187,40 +227,30 @@ extern int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* ou
  */
 extern fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_command,
                                                 int timeout_seconds, fe_datakey_check* check,
-                                                int* check_found, fe_datakey_error** err);
+                                                int* check_found,
+                                                fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /* ---- postgresql.conf ---- */
 
 #define FE_DATAKEY_UNWRAP_SETTING "data_encryption_key_unwrap_command"
 
 extern int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
-                                              fe_datakey_error** err);
+                                              fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 /* NULL without an error when the file does not set it. */
-extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err);
-/* 'value' for postgresql.conf and a single-quoted shell word. */
-extern char* fe_datakey_conf_quote(const char* value);
-extern char* fe_datakey_shell_quote(const char* word);
-
-/* ---- passing the unwrap command on to a server ---- */
-
-/* What fe_datakey_redact_server_option puts in place of the option. */
-#define FE_DATAKEY_REDACTED_SERVER_OPTION " -c " FE_DATAKEY_UNWRAP_SETTING "=..."
-
+extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path,
+                                                fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 /*
- * The text to append to a shell command line that starts a server, so that
- * it runs unwrap_command: " -c 'data_encryption_key_unwrap_command=...'",
- * the setting one single-quoted shell word. NULL only when out of memory.
+ * The data_encryption_key_unwrap_command a cluster's server reads from its
+ * configuration: DATADIR/postgresql.auto.conf over config_file (NULL:
+ * DATADIR/postgresql.conf); a missing file sets nothing. Include files are
+ * not followed. NULL without an error when neither file sets it.
  */
-extern char* fe_datakey_server_option(const char* unwrap_command);
-
-/*
- * A copy of text with every occurrence of option (as built from
- * fe_datakey_server_option, maybe escaped further by the caller) replaced by
- * FE_DATAKEY_REDACTED_SERVER_OPTION, for messages that show a command line:
- * the command can carry secrets. An empty option replaces nothing. NULL only
- * when out of memory.
- */
-extern char* fe_datakey_redact_server_option(const char* text, const char* option);
+extern char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
+                                                  fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+/* 'value' for postgresql.conf and a single-quoted shell word. NULL only when
+ * out of memory. */
+extern char* fe_datakey_conf_quote(const char* value) FE_DATAKEY_NOEXCEPT;
+extern char* fe_datakey_shell_quote(const char* word) FE_DATAKEY_NOEXCEPT;
 
 #ifdef __cplusplus
 }
