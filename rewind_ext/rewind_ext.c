@@ -80,19 +80,19 @@ int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits, c
     if (version == 0)
         return 1;
     if (check == NULL) {
-        *err = fe_datakey_error_new(FE_DATAKEY_E_CHECK_INVALID,
-                                    "source server has no key check file",
-                                    "The source cluster's pg_control says it is encrypted, but it "
-                                    "has no \"" FE_DATAKEY_CHECK_FILE "\".",
-                                    NULL);
+        *err =
+            fe_datakey_error_new(FE_DATAKEY_E_CHECK_INVALID, "source server has no key check file",
+                                 "The source cluster's pg_control says it is encrypted, but it "
+                                 "has no \"" FE_DATAKEY_CHECK_FILE "\".",
+                                 NULL);
         return 0;
     }
     if (!fe_datakey_check_parse(check, check_len, &ext->source_check, err))
         return 0;
     if ((unsigned)ext->source_check.bits != bits) {
         *err = fe_datakey_error_new(FE_DATAKEY_E_CHECK_INVALID,
-                                    "source server's key check does not match its pg_control",
-                                    NULL, NULL);
+                                    "source server's key check does not match its pg_control", NULL,
+                                    NULL);
         return 0;
     }
     return 1;
