@@ -42,8 +42,9 @@ like(slurp_file($auto), qr/\Q${\ openssl_unwrap($pass[1])}\E/, 'postgresql.auto.
 is(slurp_file("$auto.tmp"), "# the server's own, half written\n",
 	'the server\'s temporary file is not touched');
 unlink "$auto.tmp";
-is($node->safe_psql("SELECT count(*) FROM pg_file_settings WHERE name = 'data_encryption_key_unwrap_command' AND error IS NOT NULL"),
-	'0', 'the server reads the rewritten file without error');
+is($node->safe_psql("SELECT setting FROM pg_file_settings WHERE name = 'data_encryption_key_unwrap_command' "
+	  . "AND sourcefile LIKE '%postgresql.auto.conf'"),
+	openssl_unwrap($pass[1]), 'the server parses the rewritten file to the new command');
 
 # Once the setting is removed from postgresql.auto.conf, postgresql.conf
 # alone is updated and the server may run.
