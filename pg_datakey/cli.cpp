@@ -20,6 +20,8 @@ po::options_description describe() {
     po::options_description desc;
     desc.add_options()                                       //
         ("pgdata,D", po::value<std::string>())               //
+        ("config-file", po::value<std::string>())            //
+        ("edit-auto-conf", po::bool_switch())                //
         ("json", po::bool_switch())                          //
         ("show-commands", po::bool_switch())                 //
         ("key-unwrap-command", po::value<std::string>())     //
@@ -33,14 +35,14 @@ po::options_description describe() {
     return desc;
 }
 
-// Which options each command takes, beyond -D.
+// Which options each command takes, beyond -D and --config-file.
 const std::map<Command, std::set<std::string>>& allowed_options() {
     static const std::map<Command, std::set<std::string>> allowed = {
         {Command::status, {"json", "show-commands"}},
         {Command::verify, {"key-unwrap-command", "timeout"}},
         {Command::rewrap,
          {"key-unwrap-command", "new-key-wrap-command", "new-key-unwrap-command", "no-verify",
-          "timeout"}},
+          "edit-auto-conf", "timeout"}},
         {Command::repair, {}},
     };
     return allowed;
@@ -127,7 +129,7 @@ Invocation parse_command_line(int argc, const char* const* argv) {
 
     const auto& allowed = allowed_options().at(inv.command);
     for (const auto& [name, value] : vm) {
-        if (name == "command" || name == "pgdata" || value.defaulted())
+        if (name == "command" || name == "pgdata" || name == "config-file" || value.defaulted())
             continue;
         if (!allowed.count(name)) {
             static const char* names[] = {"status", "verify", "rewrap", "repair"};
@@ -138,6 +140,12 @@ Invocation parse_command_line(int argc, const char* const* argv) {
 
     if (vm.count("pgdata"))
         inv.pgdata = vm["pgdata"].as<std::string>();
+    if (vm.count("config-file")) {
+        inv.config_file = vm["config-file"].as<std::string>();
+        if (inv.config_file->empty())
+            usage("option --config-file requires a non-empty value");
+    }
+    inv.edit_auto_conf = vm["edit-auto-conf"].as<bool>();
     inv.json = vm["json"].as<bool>();
     inv.show_commands = vm["show-commands"].as<bool>();
     inv.no_verify = vm["no-verify"].as<bool>();
@@ -178,7 +186,9 @@ std::string help_text() {
            "  repair                 finish or undo an interrupted rewrap\n"
            "\n"
            "Options:\n"
-           " [-D, --pgdata=]DATADIR  data directory\n"
+           "  -D, --pgdata=DATADIR   data directory\n"
+           "      --config-file=FILE the server's postgresql.conf (default: as the server\n"
+           "                         was started, else DATADIR/postgresql.conf)\n"
            "      --json             status: print the status as JSON\n"
            "      --show-commands    status: show the configured unwrap command\n"
            "      --key-unwrap-command=COMMAND\n"
@@ -189,6 +199,8 @@ std::string help_text() {
            "      --new-key-unwrap-command=COMMAND\n"
            "                         rewrap: command that unwraps the key from now on\n"
            "      --no-verify        rewrap: do not check the new wrapping by unwrapping it\n"
+           "                         (the old key file is kept as key.bin.prev)\n"
+           "      --edit-auto-conf   rewrap: update postgresql.auto.conf while the server runs\n"
            "  -t, --timeout=SECONDS  give up on a command after SECONDS (0: never)\n"
            "  -V, --version          output version information, then exit\n"
            "  -?, --help             show this help, then exit\n"

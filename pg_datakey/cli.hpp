@@ -14,6 +14,8 @@ enum class Command { status, verify, rewrap, repair, help, version };
 struct Invocation {
     Command command = Command::status;
     std::optional<std::string> pgdata;
+    std::optional<std::string> config_file;
+    bool edit_auto_conf = false;
     bool json = false;
     bool show_commands = false;
     bool no_verify = false;

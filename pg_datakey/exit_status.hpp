@@ -20,6 +20,9 @@ enum ExitStatus : int {
     exit_needs_repair = 10,
     exit_busy = 11,
     exit_internal = 12,
+    // pg_control and the key files disagree: encrypted without a usable key
+    // file, or a key file in a cluster that is not encrypted.
+    exit_key_files_disagree = 13,
 };
 
 // A failure of the tool itself (not of the library), with its own status.

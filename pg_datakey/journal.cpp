@@ -4,12 +4,15 @@
 #include "paths.hpp"
 
 #include "fe_datakey/conf.hpp"
+#include "fe_datakey/secure_buffer.hpp"
 #include "fe_datakey/store.hpp"
 
 #include <openssl/evp.h>
 
 #include <cerrno>
+#include <fcntl.h>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <unistd.h>
 
@@ -30,6 +33,9 @@ std::string Journal::serialize() const {
     out << header << "\n"
         << "new_unwrap_command " << fe_datakey::quote_conf_value(new_unwrap_command) << "\n"
         << "new_key_sha256 " << new_key_sha256 << "\n";
+    if (!config_file.empty())
+        out << "config_file " << fe_datakey::quote_conf_value(config_file) << "\n";
+    out << "new_key_verified " << (new_key_verified ? "yes" : "no") << "\n";
     return out.str();
 }
 
@@ -56,6 +62,14 @@ Journal Journal::parse(const std::string& text) {
                 corrupt("Field \"new_key_sha256\" has an invalid value.");
             j.new_key_sha256 = value;
             have_digest = true;
+        } else if (name == "config_file") {
+            if (value.size() < 2 || value.front() != '\'' || value.back() != '\'')
+                corrupt("The configuration file is not quoted.");
+            j.config_file = fe_datakey::unquote_conf_value(value);
+        } else if (name == "new_key_verified") {
+            if (value != "yes" && value != "no")
+                corrupt("Field \"new_key_verified\" has an invalid value.");
+            j.new_key_verified = value == "yes";
         } else {
             corrupt("Unknown field \"" + name + "\".");
         }
@@ -66,20 +80,34 @@ Journal Journal::parse(const std::string& text) {
 }
 
 std::string file_sha256(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         fe_datakey::throw_io_error("could not open file \"" + path + "\"", errno);
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-    char buf[4096];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0)
-        EVP_DigestUpdate(ctx, buf, static_cast<std::size_t>(in.gcount()));
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+        ::close(fd);
+        throw fe_datakey::Error(fe_datakey::ErrorCode::internal, "could not compute a SHA-256");
+    }
+    // In "-" mode the file is the plaintext key: no stream or stack buffer
+    // holds it, only locked memory that is wiped when freed.
+    fe_datakey::SecureBuffer buf(4096);
+    for (;;) {
+        ssize_t n = ::read(fd, buf.data(), buf.capacity());
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            ::close(fd);
+            fe_datakey::throw_io_error("could not read file \"" + path + "\"", saved);
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
+    }
+    ::close(fd);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, md, &len);
-    EVP_MD_CTX_free(ctx);
-    if (in.bad())
-        fe_datakey::throw_io_error("could not read file \"" + path + "\"", EIO);
+    EVP_DigestFinal_ex(ctx.get(), md, &len);
     static const char hex[] = "0123456789abcdef";
     std::string out;
     for (unsigned int i = 0; i < len; ++i) {

@@ -17,12 +17,20 @@ struct Journal {
     // In "-" mode that is a hash of the key itself, kept beside the key and
     // removed with the journal.
     std::string new_key_sha256;
+    // The configuration file the rewrap chose (--config-file or found), so
+    // that repair updates the same one. Empty in journals of older releases.
+    std::string config_file;
+    // The new key file was unwrapped and checked before the commit: the
+    // previous one (key.bin.prev) is removed at the end. Without it
+    // (--no-verify) key.bin.prev stays until a verify succeeds.
+    bool new_key_verified = false;
 
     std::string serialize() const;
     static Journal parse(const std::string& text); // throws check_invalid-like io error
 };
 
-// Hex SHA-256 of a file's contents.
+// Hex SHA-256 of a file's contents, read through locked, wiped memory (in
+// "-" mode the file is the plaintext key).
 std::string file_sha256(const std::string& path);
 
 void write_journal(const std::string& datadir, const Journal& journal);

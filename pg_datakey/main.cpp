@@ -1,9 +1,11 @@
 // pg_datakey: status, verification and rotation of the wrapping of a
 // cluster's data encryption key.
 #include "cli.hpp"
+#include "config_file.hpp"
 #include "datadir.hpp"
 #include "exit_status.hpp"
 #include "logging.hpp"
+#include "paths.hpp"
 #include "recovery.hpp"
 #include "rewrap.hpp"
 #include "rewrap_lock.hpp"
@@ -19,8 +21,8 @@ using namespace pg_datakey;
 
 namespace {
 
-int run_status(const Invocation& inv, const std::string& datadir) {
-    Status s = collect_status(datadir);
+int run_status(const Invocation& inv, const std::string& datadir, const ConfigLocation& config) {
+    Status s = collect_status(datadir, config);
     if (inv.json) {
         std::cout << render_status_json(s, inv.show_commands);
     } else {
@@ -29,34 +31,47 @@ int run_status(const Invocation& inv, const std::string& datadir) {
         for (const auto& w : s.warnings)
             log_warning(w);
     }
+    std::cout.flush();
+    // Monitoring must not take this for a healthy cluster.
+    if (!s.disagreement.empty()) {
+        EncryptionState state;
+        state.disagreement = s.disagreement;
+        state.disagreement_detail = s.disagreement_detail;
+        require_agreement(state);
+    }
     return exit_ok;
 }
 
-int run_verify(const Invocation& inv, const std::string& datadir) {
+int run_verify(const Invocation& inv, const std::string& datadir, const ConfigLocation& config) {
     require_encrypted(datadir);
     RewrapInspection rewrap = inspect_rewrap(datadir);
     if (rewrap.phase == RewrapPhase::committed) {
         log_warning("an interrupted rewrap must be completed");
         log_hint("Run \"pg_datakey repair\".");
     }
-    std::string command = resolve_unwrap_command(inv.key_options, datadir);
+    std::string command = resolve_unwrap_command(inv.key_options, datadir, config.path);
     VerifyResult r = verify(datadir, command, inv.timeout_seconds);
     std::cout << "Key verified: " << r.bits << "-bit key, key check value " << r.check_value
               << "\n";
+    if (r.previous_key_removed)
+        std::cout << "Previous key file removed: the key file is proven.\n";
     return exit_ok;
 }
 
-int run_rewrap(const Invocation& inv, const std::string& datadir) {
+int run_rewrap(const Invocation& inv, const std::string& datadir, const ConfigLocation& config) {
     require_encrypted(datadir);
     RewrapRequest req;
     req.datadir = datadir;
+    req.config_file = config.path;
     req.new_wrap = *inv.new_wrap;
     req.new_unwrap = *inv.new_unwrap;
     req.verify = !inv.no_verify;
+    req.edit_auto_conf = inv.edit_auto_conf;
     req.timeout_seconds = inv.timeout_seconds;
-    req.old_unwrap = resolve_unwrap_command(inv.key_options, datadir);
+    req.old_unwrap = resolve_unwrap_command(inv.key_options, datadir, config.path);
     if (!req.verify)
-        log_warning("the new key file will not be verified");
+        log_warning("the new key file will not be verified; the old one is kept as \"" +
+                    std::string(previous_key_file) + "\" until \"pg_datakey verify\" succeeds");
     RewrapResult r = rewrap(req);
     if (r.rolled_back_debris)
         log_info("removed files left behind by an interrupted rewrap");
@@ -65,9 +80,9 @@ int run_rewrap(const Invocation& inv, const std::string& datadir) {
     return exit_ok;
 }
 
-int run_repair(const std::string& datadir) {
+int run_repair(const std::string& datadir, const ConfigLocation& config) {
     RewrapLock lock(datadir);
-    switch (repair(datadir)) {
+    switch (repair(datadir, config.path)) {
     case RepairOutcome::nothing_to_do:
         std::cout << "No interrupted rewrap found.\n";
         break;
@@ -96,15 +111,16 @@ int run(int argc, char** argv) {
         break;
     }
     std::string datadir = resolve_data_directory(inv.pgdata);
+    ConfigLocation config = locate_config_file(datadir, inv.config_file);
     switch (inv.command) {
     case Command::status:
-        return run_status(inv, datadir);
+        return run_status(inv, datadir, config);
     case Command::verify:
-        return run_verify(inv, datadir);
+        return run_verify(inv, datadir, config);
     case Command::rewrap:
-        return run_rewrap(inv, datadir);
+        return run_rewrap(inv, datadir, config);
     case Command::repair:
-        return run_repair(datadir);
+        return run_repair(datadir, config);
     default:
         return exit_internal;
     }

@@ -8,6 +8,9 @@ namespace pg_datakey {
 constexpr const char* new_key_file = "pg_encryption/key.bin.new";
 // The journal: its presence means the rewrap is committed (see docs).
 constexpr const char* journal_file = "pg_encryption/rewrap.state";
+// The key file a rewrap replaced, kept until the new key.bin is proven to
+// unwrap (at once after a verified rewrap, else by pg_datakey verify).
+constexpr const char* previous_key_file = "pg_encryption/key.bin.prev";
 // Held with flock() by a running rewrap or repair.
 constexpr const char* lock_file = "pg_encryption/rewrap.lock";
 

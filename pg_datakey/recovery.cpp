@@ -78,15 +78,28 @@ RewrapInspection inspect_rewrap(const std::string& datadir) {
     } else if (!result.leftovers.empty()) {
         result.phase = RewrapPhase::uncommitted;
     }
+    result.previous_key_kept = exists(datadir + "/" + previous_key_file);
     return result;
 }
 
-void set_configured_unwrap_command(const std::string& datadir, const std::string& command) {
-    fe_datakey::set_conf_unwrap_command(datadir + "/postgresql.conf", command);
+bool auto_conf_sets_command(const std::string& datadir) {
     std::string auto_conf = datadir + "/postgresql.auto.conf";
-    if (::access(auto_conf.c_str(), F_OK) == 0 &&
-        fe_datakey::get_conf_unwrap_command(auto_conf).has_value())
-        fe_datakey::set_conf_unwrap_command(auto_conf, command);
+    return ::access(auto_conf.c_str(), F_OK) == 0 &&
+           fe_datakey::get_conf_unwrap_command(auto_conf).has_value();
+}
+
+void set_configured_unwrap_command(const std::string& datadir, const std::string& config_file,
+                                   const std::string& command) {
+    fe_datakey::set_conf_unwrap_command(config_file, command);
+    if (auto_conf_sets_command(datadir))
+        fe_datakey::set_conf_unwrap_command(datadir + "/postgresql.auto.conf", command);
+}
+
+void drop_previous_key(const std::string& datadir) {
+    if (!exists(datadir + "/" + previous_key_file))
+        return;
+    remove_file(datadir + "/" + previous_key_file);
+    fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
 }
 
 void roll_back(const std::string& datadir) {
@@ -97,9 +110,11 @@ void roll_back(const std::string& datadir) {
     fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
 }
 
-void roll_forward(const std::string& datadir, const Journal& journal) {
+void roll_forward(const std::string& datadir, const Journal& journal,
+                  const std::string& config_file) {
     std::string key = datadir + "/" + fe_datakey::key_file;
     std::string fresh = datadir + "/" + new_key_file;
+    std::string previous = datadir + "/" + previous_key_file;
     if (exists(fresh)) {
         if (!same_file(fresh, journal))
             throw ToolError(exit_needs_repair,
@@ -108,6 +123,17 @@ void roll_forward(const std::string& datadir, const Journal& journal) {
                             "Find out which unwrap command opens which file, then remove the "
                             "journal \"" +
                                 std::string(journal_file) + "\" by hand.");
+        // key.bin is the file the rewrap unwrapped and checked before its
+        // commit: it is kept, under a second name, until the new one is
+        // proven. A hard link, so that key.bin never goes missing.
+        if (exists(key)) {
+            remove_file(previous);
+            if (::link(key.c_str(), previous.c_str()) != 0)
+                fe_datakey::throw_io_error(
+                    "could not link file \"" + key + "\" to \"" + previous + "\"", errno);
+            fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
+        }
+        crash_point("after-keep-previous");
         if (::rename(fresh.c_str(), key.c_str()) != 0)
             fe_datakey::throw_io_error("could not rename file \"" + fresh + "\" to \"" + key + "\"",
                                        errno);
@@ -122,17 +148,25 @@ void roll_forward(const std::string& datadir, const Journal& journal) {
                         "\"" +
                             std::string(journal_file) + "\" by hand.");
     }
-    set_configured_unwrap_command(datadir, journal.new_unwrap_command);
+    set_configured_unwrap_command(datadir,
+                                  journal.config_file.empty() ? config_file : journal.config_file,
+                                  journal.new_unwrap_command);
     crash_point("after-conf");
     for (const char* tmp : temporary_files)
         remove_file(datadir + "/" + tmp);
+    if (journal.new_key_verified) {
+        // The new key.bin was unwrapped and checked before the commit: the
+        // old wrapping (perhaps under a leaked passphrase) goes.
+        drop_previous_key(datadir);
+        crash_point("after-drop-previous");
+    }
     remove_journal(datadir);
 }
 
-RepairOutcome repair(const std::string& datadir) {
+RepairOutcome repair(const std::string& datadir, const std::string& config_file) {
     std::optional<Journal> journal = read_journal(datadir);
     if (journal) {
-        roll_forward(datadir, *journal);
+        roll_forward(datadir, *journal, config_file);
         return RepairOutcome::completed;
     }
     if (!rewrap_debris(datadir).empty()) {

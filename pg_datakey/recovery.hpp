@@ -21,6 +21,7 @@ struct RewrapInspection {
     RewrapPhase phase = RewrapPhase::none;
     std::vector<std::string> leftovers; // relative paths of debris files
     bool new_key_renamed = false;       // committed: key.bin already is the new file
+    bool previous_key_kept = false;     // key.bin.prev exists: key.bin is not yet proven
 };
 
 const char* phase_name(RewrapPhase phase);
@@ -31,15 +32,25 @@ std::vector<std::string> rewrap_debris(const std::string& datadir);
 // Looks only; changes nothing and runs nothing.
 RewrapInspection inspect_rewrap(const std::string& datadir);
 
-// The configuration's unwrap command: postgresql.conf always, and
-// postgresql.auto.conf too when it sets the parameter (it would win).
-void set_configured_unwrap_command(const std::string& datadir, const std::string& command);
+// The configuration's unwrap command: the configuration file (config_file)
+// always, and DATADIR/postgresql.auto.conf too when it sets the parameter
+// (it would win).
+void set_configured_unwrap_command(const std::string& datadir, const std::string& config_file,
+                                   const std::string& command);
+// True when DATADIR/postgresql.auto.conf sets the unwrap command.
+bool auto_conf_sets_command(const std::string& datadir);
 
-// Both need the rewrap lock held by the caller.
+// Both need the rewrap lock held by the caller. `config_file` is used when
+// the journal names none.
 void roll_back(const std::string& datadir);
-void roll_forward(const std::string& datadir, const Journal& journal);
+void roll_forward(const std::string& datadir, const Journal& journal,
+                  const std::string& config_file);
+
+// Removes key.bin.prev once key.bin is proven (the caller unwrapped and
+// checked it). Needs the rewrap lock.
+void drop_previous_key(const std::string& datadir);
 
 enum class RepairOutcome { nothing_to_do, rolled_back, completed };
-RepairOutcome repair(const std::string& datadir);
+RepairOutcome repair(const std::string& datadir, const std::string& config_file);
 
 } // namespace pg_datakey

@@ -1,12 +1,15 @@
 #include "rewrap.hpp"
 
+#include "config_file.hpp"
 #include "crash_point.hpp"
+#include "datadir.hpp"
 #include "exit_status.hpp"
 #include "journal.hpp"
 #include "paths.hpp"
 #include "recovery.hpp"
 #include "rewrap_lock.hpp"
 
+#include "fe_datakey/conf.hpp"
 #include "fe_datakey/options.hpp"
 #include "fe_datakey/store.hpp"
 
@@ -30,6 +33,27 @@ namespace {
     throw fe_datakey::Error(error.code(), error.message(), detail, error.hint());
 }
 
+// Before anything changes: the files the commit will rewrite can be
+// rewritten, and postgresql.auto.conf is not the server's to write right now.
+void check_configuration(const RewrapRequest& request) {
+    check_config_updatable(request.config_file);
+    if (!auto_conf_sets_command(request.datadir))
+        return;
+    std::string auto_conf = request.datadir + "/postgresql.auto.conf";
+    check_config_updatable(auto_conf);
+    if (request.edit_auto_conf)
+        return;
+    if (std::optional<pid_t> pid = live_postmaster(request.datadir))
+        throw ToolError(
+            exit_busy, "postgresql.auto.conf sets the unwrap command and the server is running",
+            "The server (PID " + std::to_string(*pid) + ") rewrites \"" + auto_conf +
+                "\" on ALTER SYSTEM; one of two concurrent updates would be lost. Nothing was "
+                "changed.",
+            "Stop the server, or remove the setting there with ALTER SYSTEM RESET " +
+                std::string(fe_datakey::unwrap_command_setting) +
+                ", or give --edit-auto-conf and run no ALTER SYSTEM until the rewrap ends.");
+}
+
 } // namespace
 
 RewrapResult rewrap(const RewrapRequest& request) {
@@ -39,12 +63,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
     fe_datakey::validate_command(fe_datakey::Role::unwrap, request.new_unwrap,
                                  "--new-key-unwrap-command");
     fe_datakey::validate_command_pair(request.new_wrap, request.new_unwrap);
-    if (!fe_datakey::is_encrypted(datadir))
-        throw fe_datakey::Error(fe_datakey::ErrorCode::not_encrypted,
-                                "data directory \"" + datadir + "\" is not encrypted",
-                                "There is no key file \"" + std::string(fe_datakey::key_file) +
-                                    "\".");
-
+    EncryptionState state = require_encrypted(datadir);
     RewrapLock lock(datadir);
     RewrapResult result;
     if (read_journal(datadir))
@@ -52,6 +71,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
                         "The rewrap journal \"" + std::string(journal_file) +
                             "\" exists: the new key file may already be in place.",
                         "Run \"pg_datakey repair\", then start the rewrap again.");
+    check_configuration(request);
     if (!rewrap_debris(datadir).empty()) {
         roll_back(datadir);
         result.rolled_back_debris = true;
@@ -62,6 +82,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
 
     // (1) The key, verified against key.check: no new file without a good key.
     fe_datakey::Key key = fe_datakey::load_key(datadir, request.old_unwrap, run);
+    require_key_length(state, key.bits());
     crash_point("after-unwrap");
 
     try {
@@ -86,6 +107,8 @@ RewrapResult rewrap(const RewrapRequest& request) {
     // the new file is key.bin.
     Journal journal;
     journal.new_unwrap_command = request.new_unwrap;
+    journal.config_file = request.config_file;
+    journal.new_key_verified = request.verify;
     try {
         journal.new_key_sha256 = file_sha256(datadir + "/" + new_key_file);
         write_journal(datadir, journal);
@@ -101,7 +124,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
     crash_point("after-journal");
 
     // (5)-(7) Rename, configuration, journal removal: the same code repair runs.
-    roll_forward(datadir, journal);
+    roll_forward(datadir, journal, request.config_file);
 
     result.bits = key.bits();
     result.check_value = key.check_value();

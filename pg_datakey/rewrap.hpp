@@ -10,7 +10,12 @@ struct RewrapRequest {
     std::string old_unwrap;
     std::string new_wrap;
     std::string new_unwrap;
+    // The configuration file that names the unwrap command (config_file).
+    std::string config_file;
     bool verify = true;
+    // Rewrite postgresql.auto.conf even while a postmaster runs (ALTER
+    // SYSTEM meanwhile would lose one of the two updates).
+    bool edit_auto_conf = false;
     int timeout_seconds = 0;
 };
 

@@ -12,13 +12,18 @@
 
 namespace pg_datakey {
 
-RewrapLock::RewrapLock(const std::string& datadir) {
+RewrapLock::RewrapLock(const std::string& datadir, int wait_ms) {
     std::string path = datadir + "/" + lock_file;
     mode_t mode = fe_datakey::group_access(datadir) ? 0640 : 0600;
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd_ < 0)
         fe_datakey::throw_io_error("could not open lock file \"" + path + "\"", errno);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    int rc;
+    for (int waited = 0;
+         (rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EWOULDBLOCK && waited < wait_ms;
+         waited += 10)
+        ::usleep(10 * 1000);
+    if (rc != 0) {
         int saved = errno;
         ::close(fd_);
         fd_ = -1;

@@ -9,8 +9,10 @@ namespace pg_datakey {
 
 class RewrapLock {
 public:
-    // Throws ToolError(exit_busy) when another process holds the lock.
-    explicit RewrapLock(const std::string& datadir);
+    // Throws ToolError(exit_busy) when another process still holds the lock
+    // after wait_ms milliseconds. The wait lets a status, which probes the
+    // lock for a moment, never make a rewrap or repair fail.
+    explicit RewrapLock(const std::string& datadir, int wait_ms = 2000);
     ~RewrapLock();
     RewrapLock(const RewrapLock&) = delete;
     RewrapLock& operator=(const RewrapLock&) = delete;

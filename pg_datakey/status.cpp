@@ -1,6 +1,8 @@
 #include "status.hpp"
 
+#include "datadir.hpp"
 #include "json_writer.hpp"
+#include "paths.hpp"
 
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
@@ -11,6 +13,7 @@
 #include <dirent.h>
 #include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace pg_datakey {
 
@@ -75,13 +78,24 @@ void check_permissions(Status& s) {
 
 } // namespace
 
-Status collect_status(const std::string& datadir) {
+Status collect_status(const std::string& datadir, const ConfigLocation& config) {
     Status s;
     s.datadir = datadir;
-    s.encrypted = fe_datakey::is_encrypted(datadir);
+    s.config = config;
+    EncryptionState state = encryption_state(datadir);
+    s.control_version = state.control.pg_control_version;
+    s.control_has_encryption_fields = state.control.has_encryption_fields;
+    s.data_encryption_version = state.control.data_encryption_version;
+    s.data_encryption_key_length = state.control.data_encryption_key_length;
+    s.encrypted = state.control.encrypted();
+    s.disagreement = state.disagreement;
+    s.disagreement_detail = state.disagreement_detail;
     collect_files(s);
+    if (::access(config.path.c_str(), F_OK) != 0)
+        s.warnings.push_back("configuration file \"" + config.path +
+                             "\" does not exist; give the server's with --config-file");
     try {
-        s.unwrap_command = fe_datakey::configured_unwrap_command(datadir);
+        s.unwrap_command = fe_datakey::configured_unwrap_command_from(datadir, config.path);
     } catch (const fe_datakey::Error& e) {
         s.warnings.push_back("could not read the configuration: " + e.message());
     }
@@ -89,9 +103,15 @@ Status collect_status(const std::string& datadir) {
 
     if (s.encrypted) {
         try {
-            fe_datakey::KeyCheck check = fe_datakey::read_key_check(datadir);
-            s.key_bits = check.bits;
-            s.check_value = check.kcv;
+            if (state.key_check) {
+                fe_datakey::KeyCheck check = fe_datakey::read_key_check(datadir);
+                s.key_bits = check.bits;
+                s.check_value = check.kcv;
+                if (static_cast<std::uint32_t>(check.bits) != s.data_encryption_key_length)
+                    s.warnings.push_back("the key check is for a " + std::to_string(check.bits) +
+                                         "-bit key but pg_control says " +
+                                         std::to_string(s.data_encryption_key_length));
+            }
         } catch (const fe_datakey::Error& e) {
             s.warnings.push_back(e.message());
         }
@@ -100,9 +120,9 @@ Status collect_status(const std::string& datadir) {
                                  "cannot start");
         if (s.plaintext_key)
             s.warnings.push_back("the data encryption key is stored without wrapping (\"-\")");
-    } else if (!s.files.empty()) {
+    } else if (!s.files.empty() && s.disagreement.empty()) {
         s.warnings.push_back("directory \"" + std::string(fe_datakey::key_directory) +
-                             "\" exists but holds no key file");
+                             "\" exists but the cluster is not encrypted");
     }
     check_permissions(s);
 
@@ -111,6 +131,12 @@ Status collect_status(const std::string& datadir) {
     } catch (const fe_datakey::Error& e) {
         s.warnings.push_back("could not inspect the rewrap state: " + e.message());
     }
+    if (s.rewrap.previous_key_kept && s.rewrap.phase != RewrapPhase::in_progress)
+        s.warnings.push_back(
+            "the previous key file \"" + std::string(previous_key_file) + "\" is kept: \"" +
+            fe_datakey::key_file +
+            "\" was not verified after the last rewrap; run \"pg_datakey verify\", which removes "
+            "it once the key file opens");
     switch (s.rewrap.phase) {
     case RewrapPhase::none:
         break;
@@ -143,6 +169,12 @@ std::string render_status_text(const Status& s, bool show_commands) {
         out += l + value + "\n";
     };
     line("Data directory", s.datadir);
+    line("Configuration file", s.config.path + " (" + s.config.source + ")");
+    line("pg_control version", std::to_string(s.control_version));
+    line("Data encryption version", s.control_has_encryption_fields
+                                        ? std::to_string(s.data_encryption_version)
+                                        : "0 (no such field in this pg_control version)");
+    line("Data encryption key length", std::to_string(s.data_encryption_key_length));
     line("Encrypted", s.encrypted ? "yes" : "no");
     if (s.encrypted) {
         line("Key length", s.key_bits ? std::to_string(s.key_bits) + " bits" : "unknown");
@@ -154,6 +186,9 @@ std::string render_status_text(const Status& s, bool show_commands) {
     if (show_commands)
         line("Key unwrap command", s.unwrap_command ? *s.unwrap_command : "(not set)");
     line("Rewrap", phase_name(s.rewrap.phase));
+    line("Previous key file", s.rewrap.previous_key_kept
+                                  ? "kept (key.bin.prev): the key file is not yet verified"
+                                  : "none");
     for (const auto& f : s.files)
         line(f.directory ? f.path + "/" : f.path, octal(f.mode) + " " + f.owner);
     return out;
@@ -164,8 +199,23 @@ std::string render_status_json(const Status& s, bool show_commands) {
     w.begin_object();
     w.key("data_directory");
     w.string(s.datadir);
+    w.key("config_file");
+    w.string(s.config.path);
+    w.key("config_file_source");
+    w.string(s.config.source);
+    w.key("pg_control_version");
+    w.number(static_cast<long long>(s.control_version));
+    w.key("data_encryption_version");
+    w.number(static_cast<long long>(s.data_encryption_version));
+    w.key("data_encryption_key_length");
+    w.number(static_cast<long long>(s.data_encryption_key_length));
     w.key("encrypted");
     w.boolean(s.encrypted);
+    w.key("key_files_disagree");
+    if (s.disagreement.empty())
+        w.null();
+    else
+        w.string(s.disagreement);
     w.key("key_bits");
     if (s.key_bits)
         w.number(s.key_bits);
@@ -196,6 +246,8 @@ std::string render_status_json(const Status& s, bool show_commands) {
                                                           : "committed");
     w.key("key_file_is_new");
     w.boolean(s.rewrap.new_key_renamed);
+    w.key("previous_key_kept");
+    w.boolean(s.rewrap.previous_key_kept);
     w.key("leftovers");
     w.begin_array();
     for (const auto& l : s.rewrap.leftovers)

@@ -2,8 +2,10 @@
 // never needs the key.
 #pragma once
 
+#include "config_file.hpp"
 #include "recovery.hpp"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,7 +21,16 @@ struct FileState {
 
 struct Status {
     std::string datadir;
-    bool encrypted = false;
+    ConfigLocation config;
+    std::uint32_t control_version = 0;
+    bool control_has_encryption_fields = false;
+    std::uint32_t data_encryption_version = 0;    // from pg_control
+    std::uint32_t data_encryption_key_length = 0; // bits, from pg_control
+    bool encrypted = false;                       // pg_control says so
+    // pg_control and the key files disagree (status then exits with
+    // exit_key_files_disagree after printing).
+    std::string disagreement;
+    std::string disagreement_detail;
     int key_bits = 0;                          // 0 when the key check is unreadable
     std::string check_value;                   // empty when unreadable
     std::optional<std::string> unwrap_command; // as the configuration names it
@@ -29,7 +40,8 @@ struct Status {
     std::vector<std::string> warnings;
 };
 
-Status collect_status(const std::string& datadir);
+// Throws when pg_control cannot be read.
+Status collect_status(const std::string& datadir, const ConfigLocation& config);
 
 std::string render_status_text(const Status& status, bool show_commands);
 std::string render_status_json(const Status& status, bool show_commands);

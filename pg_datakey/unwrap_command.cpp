@@ -6,11 +6,12 @@
 namespace pg_datakey {
 
 std::string resolve_unwrap_command(const fe_datakey::KeyOptions& options,
-                                   const std::string& datadir) {
+                                   const std::string& datadir, const std::string& config_file) {
     using fe_datakey::Role;
     if (options.setting(Role::unwrap).source != fe_datakey::Source::unset)
         return options.command(Role::unwrap);
-    std::optional<std::string> configured = fe_datakey::configured_unwrap_command(datadir);
+    std::optional<std::string> configured =
+        fe_datakey::configured_unwrap_command_from(datadir, config_file);
     if (!configured)
         throw fe_datakey::Error(
             fe_datakey::ErrorCode::command_missing, "key unwrap command not specified",

@@ -9,6 +9,6 @@
 namespace pg_datakey {
 
 std::string resolve_unwrap_command(const fe_datakey::KeyOptions& options,
-                                   const std::string& datadir);
+                                   const std::string& datadir, const std::string& config_file);
 
 } // namespace pg_datakey

@@ -8,14 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The frontends' variable; the server takes it when its setting is empty. */
+#define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
+
 struct rewind_ext {
     fe_datakey_options* opts;
     int source_known;
-    int source_encrypted;
-    int source_check_found;
+    unsigned source_version;
+    unsigned source_bits;
     fe_datakey_check source_check;
-    char* server_option; /* NULL when there is nothing to pass */
-    int server_option_built;
+    int target_checked;
+    unsigned target_version;
 };
 
 static fe_datakey_error* oom(void) {
@@ -43,7 +46,6 @@ void rewind_ext_free(rewind_ext* ext) {
     if (ext == NULL)
         return;
     fe_datakey_options_free(ext->opts);
-    fe_datakey_free(ext->server_option);
     free(ext);
 }
 
@@ -56,50 +58,62 @@ const char* rewind_ext_help(void) {
     return text != NULL ? text : fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
 }
 
-int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, fe_datakey_error** err) {
-    ext->source_known = 1;
-    ext->source_encrypted = fe_datakey_is_encrypted(datadir);
-    ext->source_check_found = 0;
-    if (!ext->source_encrypted)
-        return 1;
-    if (!fe_datakey_store_read_check(datadir, &ext->source_check, err))
+int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, unsigned version,
+                                unsigned bits, fe_datakey_error** err) {
+    if (!fe_datakey_store_check_state(datadir, version, bits, err)) {
+        fe_datakey_error_prefix(*err, "source cluster: ");
         return 0;
-    ext->source_check_found = 1;
-    return 1;
+    }
+    ext->source_known = 1;
+    ext->source_version = version;
+    ext->source_bits = bits;
+    if (version == 0)
+        return 1;
+    return fe_datakey_store_read_check(datadir, &ext->source_check, err);
 }
 
-int rewind_ext_source_server(rewind_ext* ext, int encrypted, const char* check, size_t check_len,
-                             fe_datakey_error** err) {
+int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits, const char* check,
+                             size_t check_len, fe_datakey_error** err) {
     ext->source_known = 1;
-    ext->source_encrypted = encrypted;
-    ext->source_check_found = 0;
-    if (!encrypted)
+    ext->source_version = version;
+    ext->source_bits = bits;
+    if (version == 0)
         return 1;
     if (check == NULL) {
         *err =
             fe_datakey_error_new(FE_DATAKEY_E_CHECK_INVALID, "source server has no key check file",
-                                 "The source cluster has \"" FE_DATAKEY_KEY_FILE
-                                 "\" but no \"" FE_DATAKEY_CHECK_FILE "\".",
+                                 "The source cluster's pg_control says it is encrypted, but it "
+                                 "has no \"" FE_DATAKEY_CHECK_FILE "\".",
                                  NULL);
         return 0;
     }
     if (!fe_datakey_check_parse(check, check_len, &ext->source_check, err))
         return 0;
-    ext->source_check_found = 1;
+    if ((unsigned)ext->source_check.bits != bits) {
+        *err = fe_datakey_error_new(FE_DATAKEY_E_CHECK_INVALID,
+                                    "source server's key check does not match its pg_control", NULL,
+                                    NULL);
+        return 0;
+    }
     return 1;
 }
 
-static int state_mismatch(int target_encrypted, fe_datakey_error** err) {
+static int state_mismatch(const rewind_ext* ext, unsigned target_version, unsigned target_bits,
+                          fe_datakey_error** err) {
+    char detail[256];
+
+    snprintf(detail, sizeof(detail),
+             "The target cluster's pg_control says data encryption version %u with a %u-bit key, "
+             "the source cluster's version %u with a %u-bit key.",
+             target_version, target_bits, ext->source_version, ext->source_bits);
     *err = fe_datakey_error_new(
-        FE_DATAKEY_E_NOT_ENCRYPTED, "source and target clusters differ in data encryption",
-        target_encrypted ? "The target cluster is encrypted, the source cluster is not encrypted."
-                         : "The target cluster is not encrypted, the source cluster is encrypted.",
+        FE_DATAKEY_E_NOT_ENCRYPTED, "source and target clusters differ in data encryption", detail,
         "Both clusters must be encrypted with the same data encryption key, or neither.");
     return 0;
 }
 
-int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_datakey_error** err) {
-    int target_encrypted = fe_datakey_is_encrypted(target_datadir);
+int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, unsigned version,
+                            unsigned bits, fe_datakey_error** err) {
     fe_datakey_check target_check;
     fe_datakey_key* key;
     char* command;
@@ -110,9 +124,15 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
         return 0;
     }
 
-    if (target_encrypted != ext->source_encrypted)
-        return state_mismatch(target_encrypted, err);
-    if (!target_encrypted)
+    if (version != ext->source_version || bits != ext->source_bits)
+        return state_mismatch(ext, version, bits, err);
+    if (!fe_datakey_store_check_state(target_datadir, version, bits, err)) {
+        fe_datakey_error_prefix(*err, "target cluster: ");
+        return 0;
+    }
+    ext->target_checked = 1;
+    ext->target_version = version;
+    if (version == 0)
         return 1;
 
     /* Cheap comparison first: it needs no secret. */
@@ -139,9 +159,9 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
     if (command == NULL)
         return 0;
     key = fe_datakey_store_load(target_datadir, command, 0, err);
+    fe_datakey_free(command);
     if (key == NULL) {
         /* Say which cluster failed; keep the library's detail and hint. */
-        fe_datakey_free(command);
         fe_datakey_error_prefix(*err,
                                 "could not load the data encryption key of the target cluster: ");
         return 0;
@@ -149,7 +169,6 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
     fe_datakey_key_check_of(key, &target_check);
     fe_datakey_key_free(key);
     if (!fe_datakey_check_equal(&target_check, &ext->source_check)) {
-        fe_datakey_free(command);
         *err = fe_datakey_error_new(FE_DATAKEY_E_KEY_MISMATCH,
                                     "source and target clusters use different data encryption keys",
                                     "The key unwrapped from the target cluster does not match the "
@@ -157,40 +176,27 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, fe_data
                                     NULL);
         return 0;
     }
-
-    fe_datakey_free(command);
     return 1;
 }
 
-const char* rewind_ext_server_option(rewind_ext* ext, const char* target_datadir,
-                                     fe_datakey_error** err) {
+const char* rewind_ext_server_options(rewind_ext* ext, fe_datakey_error** err) {
     char* command;
+    int failed;
 
-    if (ext->server_option_built)
-        return ext->server_option != NULL ? ext->server_option : "";
-    if (!fe_datakey_is_encrypted(target_datadir) ||
-        !fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP)) {
-        ext->server_option_built = 1;
+    if (!ext->target_checked || ext->target_version == 0)
         return "";
-    }
-
     command = fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
     if (command == NULL)
         return NULL;
-    /* pg_rewind runs the server through the shell: one quoted word */
-    ext->server_option = fe_datakey_server_option(command);
+    /* Inherited by the servers pg_rewind runs; never on their command line. */
+    failed = setenv(UNWRAP_VARIABLE, command, 1) != 0;
     fe_datakey_free(command);
-    if (ext->server_option == NULL) {
+    if (failed) {
         *err = oom();
         return NULL;
     }
-    ext->server_option_built = 1;
-    return ext->server_option;
-}
-
-char* rewind_ext_redact(const rewind_ext* ext, const char* text) {
-    return fe_datakey_redact_server_option(text,
-                                           ext->server_option != NULL ? ext->server_option : "");
+    /* An empty setting makes the server take the variable. */
+    return " -c " FE_DATAKEY_UNWRAP_SETTING "=";
 }
 
 int rewind_ext_is_key_store_path(const char* path) {

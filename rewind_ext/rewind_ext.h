@@ -4,10 +4,12 @@
  *	  it synchronizes.
  *
  * pg_rewind extracts --key-unwrap-command before its own getopt_long, learns
- * the source's key state (from a data directory or from key files fetched
- * over its connection), then runs the pre-flight check on the target before
- * it changes anything.  Every function returns 0 / NULL with an error on
- * failure; nothing here prints or exits.
+ * the source's key state (from its pg_control, and its key check from a data
+ * directory or fetched over its connection), then runs the pre-flight check
+ * on the target before it changes anything.  Whether a cluster is encrypted
+ * is what its pg_control says, never whether a key file exists.  Every
+ * function returns 0 / NULL with an error on failure; nothing here prints or
+ * exits.
  */
 #ifndef REWIND_EXT_H
 #define REWIND_EXT_H
@@ -33,41 +35,43 @@ extern void rewind_ext_free(rewind_ext* ext);
 /* --help lines for the options this adapter adds. */
 extern const char* rewind_ext_help(void);
 
-/* Records the key state of a source data directory (--source-pgdata). */
-extern int rewind_ext_source_directory(rewind_ext* ext, const char* datadir,
-                                       fe_datakey_error** err);
-
 /*
- * Records the key state of a source server (--source-server): whether its
- * pg_encryption/key.bin exists and the contents of its key check file (NULL
- * when the file is missing).
+ * Records the key state of a source data directory (--source-pgdata): its
+ * pg_control's data_encryption_version and data_encryption_key_length, which
+ * its key files must agree with, and its key check.
  */
-extern int rewind_ext_source_server(rewind_ext* ext, int encrypted, const char* check,
-                                    size_t check_len, fe_datakey_error** err);
+extern int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, unsigned version,
+                                       unsigned bits, fe_datakey_error** err);
 
 /*
- * The pre-flight check, run before anything is modified: both clusters
- * encrypted or neither; for encrypted clusters, the unwrap command must be
+ * Records the key state of a source server (--source-server): the fields of
+ * its pg_control and the contents of its key check file (NULL when the file
+ * is missing).
+ */
+extern int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits,
+                                    const char* check, size_t check_len, fe_datakey_error** err);
+
+/*
+ * The pre-flight check, run before anything is modified, with the target's
+ * pg_control fields: both clusters' fields equal, the target's key files
+ * agreeing with them; for encrypted clusters, the unwrap command must be
  * given, must unwrap and verify the target's key, and that key must be the
  * one the source's key check describes.
  */
-extern int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir,
-                                   fe_datakey_error** err);
+extern int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, unsigned version,
+                                   unsigned bits, fe_datakey_error** err);
 
 /*
- * Text to append to a shell command line that runs the target's server
- * (" -c 'data_encryption_key_unwrap_command=...'"), or "" when the target is
- * not encrypted or no command was given (the target's configuration then
- * supplies it).  Valid until rewind_ext_free.
+ * Prepares the server runs on the target (single-user crash recovery): when
+ * the target is encrypted, puts the unwrap command into this process's
+ * environment as PGDATAKEYUNWRAPCMD, which those servers inherit, and returns
+ * the text to add to their shell command line so that they use it,
+ * " -c data_encryption_key_unwrap_command=" (an empty setting makes the
+ * server take the variable); "" when the target is not encrypted. The
+ * command itself never goes on a command line. NULL with an error when no
+ * command was given.
  */
-extern const char* rewind_ext_server_option(rewind_ext* ext, const char* target_datadir,
-                                            fe_datakey_error** err);
-
-/*
- * A copy of text with the server option replaced by a placeholder, for
- * messages that show a command line.  Free with fe_datakey_free.
- */
-extern char* rewind_ext_redact(const rewind_ext* ext, const char* text);
+extern const char* rewind_ext_server_options(rewind_ext* ext, fe_datakey_error** err);
 
 /*
  * 1 when a path relative to the data directory belongs to the key store,

@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The server may be started by hand at a prompt: no time limit. */
-#define NO_TIMEOUT 0
+/* The frontends' variable, the server's fallback for an empty setting. */
+#define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
 
 static fe_datakey_key* loaded_key;
 
@@ -73,29 +73,56 @@ static void add_terminal_hint(fe_datakey_error** err) {
     }
 }
 
-int server_ext_load_key(const char* datadir, const char* unwrap_command, fe_datakey_error** err) {
-    fe_datakey_key* key;
+int server_ext_command_origin(const char* setting) {
+    if (setting != NULL && setting[0] != '\0')
+        return SERVER_EXT_COMMAND_SETTING;
+    if (getenv(UNWRAP_VARIABLE) != NULL)
+        return SERVER_EXT_COMMAND_ENVIRONMENT;
+    return SERVER_EXT_COMMAND_NONE;
+}
 
-    if (!fe_datakey_is_encrypted(datadir))
+static fe_datakey_error* not_configured(void) {
+    return fe_datakey_error_new(
+        FE_DATAKEY_E_COMMAND_MISSING, "data encryption key unwrap command not configured",
+        "pg_control says the cluster is encrypted, but neither " FE_DATAKEY_UNWRAP_SETTING
+        " nor the environment variable " UNWRAP_VARIABLE " is set.",
+        "Set " FE_DATAKEY_UNWRAP_SETTING " in postgresql.conf to the command that "
+        "writes the key to standard output (\"-\" if it is stored without wrapping).");
+}
+
+int server_ext_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
+                        const char* setting, int timeout_seconds,
+                        fe_datakey_interrupt_fn interrupted, fe_datakey_error** err) {
+    fe_datakey_key* key;
+    const char* command;
+    const char* origin;
+
+    /* pg_control decides; the files must agree with it. */
+    if (!fe_datakey_store_check_state(datadir, encryption_version, key_bits, err))
+        return 0;
+    if (encryption_version == 0)
         return 1;
 
-    if (unwrap_command == NULL || unwrap_command[0] == '\0') {
-        if (err != NULL) {
-            fe_datakey_error_free(*err);
-            *err = fe_datakey_error_new(
-                FE_DATAKEY_E_COMMAND_MISSING, "data encryption key unwrap command not configured",
-                "The data directory holds an encrypted key (" FE_DATAKEY_KEY_FILE
-                "), but " FE_DATAKEY_UNWRAP_SETTING " is not set.",
-                "Set " FE_DATAKEY_UNWRAP_SETTING " in postgresql.conf to the command that "
-                "writes the key to standard output (\"-\" if it is stored without wrapping).");
-        }
+    switch (server_ext_command_origin(setting)) {
+    case SERVER_EXT_COMMAND_SETTING:
+        command = setting;
+        origin = FE_DATAKEY_UNWRAP_SETTING;
+        break;
+    case SERVER_EXT_COMMAND_ENVIRONMENT:
+        command = getenv(UNWRAP_VARIABLE);
+        origin = UNWRAP_VARIABLE;
+        break;
+    default:
+        fe_datakey_error_free(*err);
+        *err = not_configured();
         return 0;
     }
-    if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, unwrap_command,
-                                     FE_DATAKEY_UNWRAP_SETTING, err))
+    if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, command, origin, err))
         return 0;
 
-    key = fe_datakey_store_load(datadir, unwrap_command, NO_TIMEOUT, err);
+    fe_datakey_set_interrupt_check(interrupted);
+    key = fe_datakey_store_load(datadir, command, timeout_seconds, err);
+    fe_datakey_set_interrupt_check(NULL);
     if (key == NULL) {
         add_terminal_hint(err);
         return 0;

@@ -20,19 +20,38 @@
 extern "C" {
 #endif
 
+/* Where the unwrap command comes from (server_ext_command_origin). */
+#define SERVER_EXT_COMMAND_NONE 0
+#define SERVER_EXT_COMMAND_SETTING 1     /* data_encryption_key_unwrap_command */
+#define SERVER_EXT_COMMAND_ENVIRONMENT 2 /* PGDATAKEYUNWRAPCMD */
+
 /*
- * For the cluster in datadir: when it is encrypted (pg_encryption/key.bin
- * exists), runs unwrap_command (the value of
- * data_encryption_key_unwrap_command; NULL or "" when it is not set) in the
- * data directory, verifies the key against pg_encryption/key.check and keeps
- * it. When the cluster is not encrypted, does nothing at all.
+ * Which value server_ext_load_key runs: the setting when it is not empty,
+ * else the environment variable PGDATAKEYUNWRAPCMD when it is set (so that
+ * pg_upgrade and pg_rewind can hand a command to the servers they start
+ * without putting it on a command line).
+ */
+extern int server_ext_command_origin(const char* setting);
+
+/*
+ * For the cluster in datadir, whose pg_control records encryption_version
+ * (0: not encrypted) and key_bits: checks that the key files agree with
+ * pg_control (a key file in an unencrypted cluster is an error, and so is a
+ * missing one in an encrypted cluster). When it is encrypted, runs the unwrap
+ * command (see server_ext_command_origin; setting is the value of
+ * data_encryption_key_unwrap_command) in the data directory with the given
+ * timeout (0: none), verifies the key against pg_encryption/key.check and
+ * keeps it. While the command runs, interrupted (may be NULL) is called
+ * about every 100 ms; when it returns non-zero the command is killed and the
+ * call fails with FE_DATAKEY_E_INTERRUPTED.
  *
  * Returns 1 on success (key loaded, or nothing to load), 0 with an error.
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int server_ext_load_key(const char* datadir, const char* unwrap_command,
-                               fe_datakey_error** err);
+extern int server_ext_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
+                               const char* setting, int timeout_seconds,
+                               fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
 
 /* 1 when a key has been loaded. */
 extern int server_ext_key_loaded(void);

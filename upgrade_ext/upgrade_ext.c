@@ -8,9 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The frontends' variable; the server takes it when its setting is empty. */
+#define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
+
+/* Added to the servers' options when they are to take the variable. */
+#define SERVER_OPTIONS " -c " FE_DATAKEY_UNWRAP_SETTING "="
+
 struct upgrade_ext {
     fe_datakey_options* opts;
-    char* server_option;
+    const char* server_options;
 };
 
 static fe_datakey_error* oom(void) {
@@ -21,11 +27,11 @@ upgrade_ext* upgrade_ext_init(int* argc, char** argv, const char* shortopts,
                               const struct option* longopts, fe_datakey_error** err) {
     upgrade_ext* ext = calloc(1, sizeof(upgrade_ext));
 
-    if (ext == NULL || (ext->server_option = calloc(1, 1)) == NULL) {
-        free(ext);
+    if (ext == NULL) {
         *err = oom();
         return NULL;
     }
+    ext->server_options = "";
     ext->opts =
         fe_datakey_options_extract(argc, argv, FE_DATAKEY_OPT_UNWRAP, shortopts, longopts, err);
     if (ext->opts == NULL) {
@@ -39,7 +45,6 @@ void upgrade_ext_free(upgrade_ext* ext) {
     if (ext == NULL)
         return;
     fe_datakey_options_free(ext->opts);
-    free(ext->server_option);
     free(ext);
 }
 
@@ -52,42 +57,28 @@ const char* upgrade_ext_help(void) {
     return text != NULL ? text : fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
 }
 
-static char* join_path(const char* dir, const char* file) {
-    char* s = malloc(strlen(dir) + strlen(file) + 2);
-
-    if (s != NULL)
-        sprintf(s, "%s/%s", dir, file);
-    return s;
-}
-
 /*
  * The command the server of this cluster will run: the one given to
- * pg_upgrade, else postgresql.auto.conf's, else postgresql.conf's setting.
- * Include files are not followed.
+ * pg_upgrade, else the cluster's configured one (the library's lookup).
  */
-static char* command_for(const upgrade_ext* ext, const char* confdir, const char* pgdata,
+static char* command_for(const upgrade_ext* ext, const char* pgdata, const char* confdir,
                          fe_datakey_error** err) {
-    static const char* const files[] = {"postgresql.auto.conf", "postgresql.conf"};
-    int i;
+    char* conf_file;
+    char* command;
 
     if (fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP))
         return fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
 
-    for (i = 0; i < 2; i++) {
-        char* path = join_path(i == 0 ? pgdata : confdir, files[i]);
-        char* command;
-
-        if (path == NULL) {
-            *err = oom();
-            return NULL;
-        }
-        command = fe_datakey_conf_get_unwrap_command(path, err);
-        free(path);
-        if (command != NULL)
-            return command;
-        if (*err != NULL)
-            return NULL;
+    conf_file = malloc(strlen(confdir) + sizeof("/postgresql.conf"));
+    if (conf_file == NULL) {
+        *err = oom();
+        return NULL;
     }
+    sprintf(conf_file, "%s/postgresql.conf", confdir);
+    command = fe_datakey_configured_unwrap_command(pgdata, conf_file, err);
+    free(conf_file);
+    if (command != NULL || *err != NULL)
+        return command;
 
     /* Unset everywhere: the library's error names option and variable. */
     return fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
@@ -98,7 +89,7 @@ static int load_check(const upgrade_ext* ext, const char* which, const char* pgd
     char* command;
     fe_datakey_key* key;
 
-    command = command_for(ext, confdir, pgdata, err);
+    command = command_for(ext, pgdata, confdir, err);
     if (command == NULL)
         return 0;
     key = fe_datakey_store_load(pgdata, command, 0, err);
@@ -117,74 +108,62 @@ static int load_check(const upgrade_ext* ext, const char* which, const char* pgd
     return 1;
 }
 
-static char* escape_for_double_quotes(const char* s) {
-    char* out = malloc(2 * strlen(s) + 1);
-    char* o = out;
-
-    if (out == NULL)
-        return NULL;
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\' || *s == '$' || *s == '`')
-            *o++ = '\\';
-        *o++ = *s;
-    }
-    *o = '\0';
-    return out;
-}
-
-static int build_server_option(upgrade_ext* ext, fe_datakey_error** err) {
+/* When a command was given: into the environment the servers inherit. */
+static int prepare_servers(upgrade_ext* ext, fe_datakey_error** err) {
     char* command;
-    char* option;
-    char* escaped;
+    int failed;
 
+    if (!fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP))
+        return 1;
     command = fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
     if (command == NULL)
         return 0;
-    /* One level of quoting for the shell pg_ctl runs postgres with ... */
-    option = fe_datakey_server_option(command);
+    failed = setenv(UNWRAP_VARIABLE, command, 1) != 0;
     fe_datakey_free(command);
-    if (option == NULL) {
+    if (failed) {
         *err = oom();
         return 0;
     }
-    /* ... and one for the double quotes of pg_ctl -o "..." */
-    escaped = escape_for_double_quotes(option);
-    fe_datakey_free(option);
-    if (escaped == NULL) {
-        *err = oom();
-        return 0;
-    }
-    free(ext->server_option);
-    ext->server_option = escaped;
+    ext->server_options = SERVER_OPTIONS;
     return 1;
 }
 
-int upgrade_ext_check_clusters(upgrade_ext* ext, const char* old_pgdata, const char* old_confdir,
-                               const char* new_pgdata, const char* new_confdir, int* encrypted,
-                               fe_datakey_error** err) {
-    int old_enc = fe_datakey_is_encrypted(old_pgdata);
-    int new_enc = fe_datakey_is_encrypted(new_pgdata);
+int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_cluster,
+                               const upgrade_ext_cluster* new_cluster, fe_datakey_error** err) {
     fe_datakey_check old_check;
     fe_datakey_check new_check;
 
-    *encrypted = 0;
-    if (old_enc != new_enc) {
+    if (old_cluster->version != new_cluster->version || old_cluster->bits != new_cluster->bits) {
+        char detail[256];
+        int old_enc = old_cluster->version != 0;
+
+        snprintf(detail, sizeof(detail),
+                 "The old cluster's pg_control says data encryption version %u with a %u-bit key, "
+                 "the new cluster's version %u with a %u-bit key.",
+                 old_cluster->version, old_cluster->bits, new_cluster->version, new_cluster->bits);
         *err = fe_datakey_error_new(
-            FE_DATAKEY_E_NOT_ENCRYPTED, "old and new clusters differ in data encryption",
-            old_enc ? "The old cluster is encrypted, the new cluster is not encrypted."
-                    : "The old cluster is not encrypted, the new cluster is encrypted.",
+            FE_DATAKEY_E_NOT_ENCRYPTED, "old and new clusters differ in data encryption", detail,
             old_enc ? "Create the new cluster with \"initdb -y "
                       "--copy-key-from=OLD_DATADIR/" FE_DATAKEY_KEY_FILE "\"."
                     : "Create the new cluster without data encryption.");
         return 0;
     }
-    if (!old_enc)
+    if (!fe_datakey_store_check_state(old_cluster->pgdata, old_cluster->version, old_cluster->bits,
+                                      err)) {
+        fe_datakey_error_prefix(*err, "old cluster: ");
+        return 0;
+    }
+    if (!fe_datakey_store_check_state(new_cluster->pgdata, new_cluster->version, new_cluster->bits,
+                                      err)) {
+        fe_datakey_error_prefix(*err, "new cluster: ");
+        return 0;
+    }
+    if (old_cluster->version == 0)
         return 1;
-    *encrypted = 1;
 
     /* Compare the key checks first: that needs no secret. */
-    if (!fe_datakey_store_read_check(old_pgdata, &old_check, err) ||
-        !fe_datakey_store_read_check(new_pgdata, &new_check, err))
+    if (!fe_datakey_store_read_check(old_cluster->pgdata, &old_check, err) ||
+        !fe_datakey_store_read_check(new_cluster->pgdata, &new_check, err))
         return 0;
     if (!fe_datakey_check_equal(&old_check, &new_check)) {
         char detail[256];
@@ -201,8 +180,8 @@ int upgrade_ext_check_clusters(upgrade_ext* ext, const char* old_pgdata, const c
         return 0;
     }
 
-    if (!load_check(ext, "old", old_pgdata, old_confdir, &old_check, err) ||
-        !load_check(ext, "new", new_pgdata, new_confdir, &new_check, err))
+    if (!load_check(ext, "old", old_cluster->pgdata, old_cluster->confdir, &old_check, err) ||
+        !load_check(ext, "new", new_cluster->pgdata, new_cluster->confdir, &new_check, err))
         return 0;
     if (!fe_datakey_check_equal(&old_check, &new_check)) {
         *err = fe_datakey_error_new(FE_DATAKEY_E_KEY_MISMATCH,
@@ -211,15 +190,9 @@ int upgrade_ext_check_clusters(upgrade_ext* ext, const char* old_pgdata, const c
         return 0;
     }
 
-    if (fe_datakey_options_is_set(ext->opts, FE_DATAKEY_ROLE_UNWRAP))
-        return build_server_option(ext, err);
-    return 1;
+    return prepare_servers(ext, err);
 }
 
-const char* upgrade_ext_server_option(const upgrade_ext* ext) {
-    return ext->server_option;
-}
-
-char* upgrade_ext_redact(const upgrade_ext* ext, const char* text) {
-    return fe_datakey_redact_server_option(text, ext->server_option);
+const char* upgrade_ext_server_options(const upgrade_ext* ext) {
+    return ext->server_options;
 }

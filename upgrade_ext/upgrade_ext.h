@@ -4,10 +4,10 @@
  *	  new clusters.
  *
  * pg_upgrade extracts --key-unwrap-command before its own getopt_long, runs
- * the key check among its consistency checks before it starts or changes
- * either cluster, and adds the server option to every pg_ctl start.  Every
- * function returns 0 / NULL with an error on failure; nothing here prints
- * or exits.
+ * the key check among its consistency checks, with both clusters' pg_control
+ * fields, before it starts or changes either cluster, and adds the server
+ * options to every pg_ctl start.  Every function returns 0 / NULL with an
+ * error on failure; nothing here prints or exits.
  */
 #ifndef UPGRADE_EXT_H
 #define UPGRADE_EXT_H
@@ -31,31 +31,34 @@ extern void upgrade_ext_free(upgrade_ext* ext);
 /* --help lines for the options this adapter adds. */
 extern const char* upgrade_ext_help(void);
 
+/* One cluster as pg_upgrade knows it. */
+typedef struct upgrade_ext_cluster {
+    const char* pgdata;  /* data directory */
+    const char* confdir; /* directory of postgresql.conf (pg_upgrade -d/-D) */
+    unsigned version;    /* pg_control's data_encryption_version (0: none) */
+    unsigned bits;       /* pg_control's data_encryption_key_length */
+} upgrade_ext_cluster;
+
 /*
- * The key check: both clusters encrypted or neither; the same data key;
- * each key unwraps and verifies with the command its server will use (the
- * option or variable when given, else the cluster's configured
- * data_encryption_key_unwrap_command).  *encrypted is set to whether the
- * clusters are encrypted.  The conf directories hold postgresql.conf.
+ * The key check: the two clusters' pg_control fields equal, and each
+ * cluster's key files agreeing with its own; for encrypted clusters, the same
+ * data key, and each key unwraps and verifies with the command its server
+ * will use (the option or variable when given, else the cluster's configured
+ * data_encryption_key_unwrap_command). When a command was given, it is put
+ * into this process's environment as PGDATAKEYUNWRAPCMD for the servers
+ * pg_upgrade starts (see upgrade_ext_server_options).
  */
-extern int upgrade_ext_check_clusters(upgrade_ext* ext, const char* old_pgdata,
-                                      const char* old_confdir, const char* new_pgdata,
-                                      const char* new_confdir, int* encrypted,
+extern int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_cluster,
+                                      const upgrade_ext_cluster* new_cluster,
                                       fe_datakey_error** err);
 
 /*
- * Text to add inside the double-quoted value of pg_ctl's -o for a server
- * start: " -c 'data_encryption_key_unwrap_command=...'" escaped for the
- * double quotes, or "" when no command was given or the clusters are not
- * encrypted.  Valid until upgrade_ext_free.
+ * Text to add to pg_ctl -o for a server start: after a successful check of
+ * encrypted clusters with a given command, " -c
+ * data_encryption_key_unwrap_command=" (an empty setting makes the server
+ * take PGDATAKEYUNWRAPCMD from its environment); else "". Never the command.
  */
-extern const char* upgrade_ext_server_option(const upgrade_ext* ext);
-
-/*
- * A copy of text with the server option replaced by a placeholder, for logs
- * and messages that show a command line.  Free with fe_datakey_free.
- */
-extern char* upgrade_ext_redact(const upgrade_ext* ext, const char* text);
+extern const char* upgrade_ext_server_options(const upgrade_ext* ext);
 
 #ifdef __cplusplus
 }

@@ -328,6 +328,14 @@ int fe_datakey_is_encrypted(const char* datadir) noexcept {
     return or_fallback(1, [&] { return is_encrypted(datadir) ? 1 : 0; });
 }
 
+static_assert(FE_DATAKEY_CONTROL_VERSION == control_encryption_version,
+              "pg_control's data encryption version, C and C++");
+
+int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
+                                 fe_datakey_error** err) noexcept {
+    return guarded(err, [&] { check_key_state(datadir, version, bits); });
+}
+
 int fe_datakey_store_create(const char* datadir, const char* wrap_command,
                             const fe_datakey_key* key, int timeout_seconds,
                             fe_datakey_error** err) noexcept {
@@ -382,32 +390,24 @@ char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error
     return result;
 }
 
+char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
+                                           fe_datakey_error** err) noexcept {
+    char* result = nullptr;
+    guarded(err, [&] {
+        if (auto value = config_file != nullptr
+                             ? configured_unwrap_command_from(datadir, config_file)
+                             : configured_unwrap_command(datadir))
+            if ((result = copy_string(*value)) == nullptr)
+                throw std::bad_alloc();
+    });
+    return result;
+}
+
 char* fe_datakey_conf_quote(const char* value) noexcept {
     return or_fallback<char*>(nullptr, [&] { return copy_string(quote_conf_value(value)); });
 }
 char* fe_datakey_shell_quote(const char* word) noexcept {
     return or_fallback<char*>(nullptr, [&] { return copy_string(shell_quote(word)); });
-}
-
-char* fe_datakey_server_option(const char* unwrap_command) noexcept {
-    return or_fallback<char*>(nullptr, [&] {
-        return copy_string(" -c " +
-                           shell_quote(std::string(unwrap_command_setting) + "=" + unwrap_command));
-    });
-}
-
-char* fe_datakey_redact_server_option(const char* text, const char* option) noexcept {
-    return or_fallback<char*>(nullptr, [&] {
-        std::string out = text;
-        std::size_t length = std::strlen(option);
-        if (length == 0)
-            return copy_string(out);
-        std::size_t replacement = std::strlen(FE_DATAKEY_REDACTED_SERVER_OPTION);
-        for (std::size_t at = out.find(option); at != std::string::npos;
-             at = out.find(option, at + replacement))
-            out.replace(at, length, FE_DATAKEY_REDACTED_SERVER_OPTION);
-        return copy_string(out);
-    });
 }
 
 } // extern "C"

@@ -7,8 +7,10 @@
 
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <strings.h>
 #include <sys/stat.h>
@@ -94,12 +96,24 @@ std::string read_whole_file(const std::string& path) {
     return buf.str();
 }
 
-// Replaces `path` by `content` durably, keeping the file's mode.
+// The file a path names, through any symbolic links: replacing a link by a
+// renamed file would cut it off from where the administrator keeps the file.
+std::string link_target(const std::string& path) {
+    std::unique_ptr<char, decltype(&std::free)> resolved(::realpath(path.c_str(), nullptr),
+                                                         &std::free);
+    if (!resolved)
+        throw_io_error("could not resolve file \"" + path + "\"", errno);
+    return resolved.get();
+}
+
+// Replaces `path` (a link's target) by `content` durably, keeping its mode.
 void replace_file_atomically(const std::string& path, const std::string& content) {
+    std::string target = link_target(path);
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0)
-        throw_io_error("could not stat file \"" + path + "\"", errno);
-    replace_file_durably(path, content.data(), content.size(), st.st_mode & 07777);
+    if (::stat(target.c_str(), &st) != 0)
+        throw_io_error("could not stat file \"" + target + "\"", errno);
+    replace_file_durably(target, target + conf_temporary_suffix, content.data(), content.size(),
+                         st.st_mode & 07777);
 }
 
 } // namespace
@@ -232,6 +246,18 @@ std::string shell_quote(const std::string& word) {
             out += c;
     }
     return out + "'";
+}
+
+std::optional<std::string> configured_unwrap_command_from(const std::string& datadir,
+                                                          const std::string& config_file) {
+    std::optional<std::string> value;
+    for (const std::string& path : {config_file, datadir + "/postgresql.auto.conf"}) {
+        if (::access(path.c_str(), F_OK) != 0)
+            continue;
+        if (auto v = get_conf_unwrap_command(path))
+            value = v;
+    }
+    return value;
 }
 
 } // namespace fe_datakey

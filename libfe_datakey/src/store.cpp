@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
@@ -112,7 +113,11 @@ void write_bytes_durably(const std::string& datadir, const std::string& relpath,
 
 void replace_file_durably(const std::string& path, const void* data, std::size_t size,
                           mode_t mode) {
-    std::string tmp = path + ".tmp";
+    replace_file_durably(path, path + ".tmp", data, size, mode);
+}
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode) {
     remove_if_exists(tmp);
     try {
         FileHandle fd(
@@ -372,6 +377,53 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     if (check_found != nullptr)
         *check_found = check;
     return key;
+}
+
+void check_key_state(const std::string& datadir, unsigned version, unsigned bits) {
+    std::string key_path = join(datadir, key_file);
+    struct stat st;
+
+    if (version == 0) {
+        // No key file may exist: data written as if unencrypted would mix
+        // with data of a cluster that lost its pg_control state.
+        if (lstat(key_path.c_str(), &st) == 0 || errno != ENOENT)
+            throw Error(ErrorCode::not_encrypted,
+                        "data directory holds a data encryption key, but pg_control says the "
+                        "cluster is not encrypted",
+                        "The file " + in_quotes(key_path) +
+                            " exists, and the data encryption version in pg_control is 0.",
+                        "If the cluster was never encrypted, remove the directory " +
+                            in_quotes(join(datadir, key_directory)) +
+                            "; otherwise restore global/pg_control from a backup.");
+        return;
+    }
+    if (version != control_encryption_version)
+        throw Error(ErrorCode::check_invalid,
+                    "unsupported data encryption version " + std::to_string(version) +
+                        " in pg_control",
+                    "This version of fe_datakey supports data encryption version " +
+                        std::to_string(control_encryption_version) + ".");
+    if (bits != 128 && bits != 256)
+        throw Error(ErrorCode::check_invalid,
+                    "invalid data encryption key length in pg_control: " + std::to_string(bits) +
+                        " bits",
+                    "Valid key lengths are 128 and 256 bits.");
+    if (stat(key_path.c_str(), &st) != 0) {
+        int e = errno;
+        throw Error(ErrorCode::io,
+                    "data encryption key file " + in_quotes(key_path) + " is missing",
+                    "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
+                        "-bit key, but the file cannot be accessed: " + std::strerror(e) + ".",
+                    "Restore the file from a backup of this cluster: the cluster cannot be used "
+                    "without its key.");
+    }
+    KeyCheck check = read_key_check(datadir);
+    if (static_cast<unsigned>(check.bits) != bits)
+        throw Error(ErrorCode::check_invalid, "key check file does not match pg_control",
+                    "pg_control says the key has " + std::to_string(bits) + " bits, " +
+                        in_quotes(join(datadir, key_check_file)) + " says " +
+                        std::to_string(check.bits) + ".",
+                    "Restore the key files or global/pg_control from a backup of this cluster.");
 }
 
 } // namespace fe_datakey

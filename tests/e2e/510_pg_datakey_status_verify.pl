@@ -18,6 +18,10 @@ is($out, "pg_datakey (fe_datakey) 0.1.0\n", '--version output');
 
 ($rc, $out) = run_datakey([ '--help' ]);
 like($out, qr/^Usage:\n  pg_datakey \[COMMAND\] \[OPTION\]\.\.\./m, '--help has a usage line');
+like($out, qr/^  -D, --pgdata=DATADIR   data directory$/m, '--help: -D is required before DATADIR');
+unlike($out, qr/\[-D/, '--help: no bracket that would make DATADIR a bare argument');
+($rc, $out, $err) = run_datakey([ $pgdata ]);
+is($rc, 1, 'a bare DATADIR is refused as a command, as the help says');
 
 ($rc, $out, $err) = run_datakey([ 'frobnicate', '-D', $pgdata ]);
 is($rc, 1, 'unknown command is a usage error');
@@ -88,9 +92,13 @@ is($rc, 3, 'a command without %p: status 3');
 my $check = "$pgdata/pg_encryption/key.check";
 rename $check, "$check.away" or die;
 ($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 8, 'missing key check: status 8');
-$status = datakey_json($pgdata);
-ok((grep { /key check file .* is missing/ } @{ $status->{warnings} }), 'status warns about it');
+is($rc, 13, 'missing key check in a cluster pg_control calls encrypted: status 13');
+($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
+is($rc, 13, 'status fails too');
+like($out, qr/key check file \\"pg_encryption\/key.check\\" is missing/, 'and says why');
+write_file($check, "fe_datakey key check 1\nbits 128\n");
+($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
+is($rc, 8, 'malformed key check: status 8');
 rename "$check.away", $check or die;
 
 chmod 0644, "$pgdata/pg_encryption/key.bin";

@@ -1,4 +1,5 @@
-# kill -9 of pg_datakey at every step of the rewrap protocol (and of repair):
+# kill -9 of pg_datakey at every step of the rewrap protocol (and of repair),
+# key.bin.prev's steps included:
 # status reports the state, the cluster stays startable or repairable, and
 # after repair the server starts with the data intact.
 use strict;
@@ -17,9 +18,13 @@ my @cases = (
 	[ 'after-verify', 'uncommitted', 0, 1, 'rolled back' ],
 	[ 'killed-wrap-command', 'uncommitted', 0, 1, 'rolled back' ],
 	[ 'after-journal', 'committed', 0, 1, 'completed' ],
+	[ 'after-keep-previous', 'committed', 0, 1, 'completed' ],
 	[ 'after-rename', 'committed', 1, 0, 'completed' ],
 	[ 'after-conf', 'committed', 1, 1, 'completed' ],
+	[ 'after-drop-previous', 'committed', 1, 1, 'completed' ],
 );
+# Where key.bin.prev, the last key file known to unwrap, exists after the crash.
+my %keeps_previous = map { $_ => 1 } qw(after-keep-previous after-rename after-conf);
 
 for my $case (@cases)
 {
@@ -53,6 +58,8 @@ for my $case (@cases)
 
 	my $status = datakey_json($pgdata);
 	is($status->{rewrap}{state}, $state, "$point: status reports \"$state\"");
+	is(-e "$pgdata/pg_encryption/key.bin.prev" ? 1 : 0, $keeps_previous{$point} ? 1 : 0,
+		"$point: the previous key file is " . ($keeps_previous{$point} ? 'kept' : 'absent'));
 	is($status->{key_check_value}, $kcv, "$point: key check unchanged");
 	if ($state eq 'committed')
 	{
@@ -109,6 +116,24 @@ for my $case (@cases)
 	($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-',
 		'--new-key-unwrap-command=-' ]);
 	is($rc, 0, "$point: a later rewrap works");
+}
+
+# The previous key file kept by the crash opens with the old passphrase.
+{
+	my $dir = temp_dir();
+	my $old = passphrase_file($dir, 'old.pass', 'old secret');
+	my $new = passphrase_file($dir, 'new.pass', 'new secret');
+	my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old))->data_dir;
+	my ($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
+		'--new-key-unwrap-command=' . openssl_unwrap($new) ],
+		env => { FE_DATAKEY_CRASH_AT => 'after-rename' });
+	is($rc, -9, 'previous: rewrap killed after the rename');
+	my ($orc) = run_command([ 'openssl', 'enc', '-d', '-aes-128-cbc', '-pbkdf2', '-pass',
+		"file:$old", '-in', "$pgdata/pg_encryption/key.bin.prev", '-out', '/dev/null' ]);
+	is($orc, 0, 'previous: key.bin.prev opens with the old passphrase');
+	($rc) = run_datakey([ 'repair', '-D', $pgdata ]);
+	is($rc, 0, 'previous: repair completes');
+	ok(!-e "$pgdata/pg_encryption/key.bin.prev", 'previous: dropped once the verified rewrap is complete');
 }
 
 # A crash inside repair is repaired by running it again.

@@ -195,36 +195,61 @@ TEST(CApi, ErrorPrefixKeepsCodeDetailAndHint) {
     EXPECT_EQ(fe_datakey_error_detail(oom), nullptr);
 }
 
-TEST(CApi, ServerOptionIsOneQuotedShellWord) {
-    char* option = fe_datakey_server_option("openssl enc -d -pass file:'/k' -in \"%p\"");
-    ASSERT_NE(option, nullptr);
-    EXPECT_STREQ(option, " -c 'data_encryption_key_unwrap_command=openssl enc -d -pass "
-                         "file:'\\''/k'\\'' -in \"%p\"'");
-    fe_datakey_free(option);
-    option = fe_datakey_server_option("-");
-    EXPECT_STREQ(option, " -c 'data_encryption_key_unwrap_command=-'");
-    fe_datakey_free(option);
+TEST(CApi, ConfiguredUnwrapCommandWithoutAutoConf) {
+    TempDir data, conf;
+    fe_datakey_error* err = nullptr;
+    // A data directory with neither file: nothing set, and no error.
+    EXPECT_EQ(fe_datakey_configured_unwrap_command(data.path().c_str(), nullptr, &err), nullptr);
+    EXPECT_EQ(err, nullptr);
+    // postgresql.conf alone (no postgresql.auto.conf), in another directory.
+    write_text(conf / "postgresql.conf", "data_encryption_key_unwrap_command = 'a %p'\n");
+    std::string conf_file = conf / "postgresql.conf";
+    char* command =
+        fe_datakey_configured_unwrap_command(data.path().c_str(), conf_file.c_str(), &err);
+    ASSERT_NE(command, nullptr) << fe_datakey_error_message(err);
+    EXPECT_STREQ(command, "a %p");
+    fe_datakey_free(command);
+    // postgresql.auto.conf in the data directory wins.
+    write_text(data / "postgresql.auto.conf", "data_encryption_key_unwrap_command = 'b %p'\n");
+    command = fe_datakey_configured_unwrap_command(data.path().c_str(), conf_file.c_str(), &err);
+    ASSERT_NE(command, nullptr);
+    EXPECT_STREQ(command, "b %p");
+    fe_datakey_free(command);
 }
 
-TEST(CApi, RedactServerOptionReplacesEveryOccurrence) {
-    char* option = fe_datakey_server_option("cat \"%p\" # SECRET");
-    ASSERT_NE(option, nullptr);
-    std::string text = std::string("\"postgres\" --single") + option + " -D data" + option + " x";
-    char* redacted = fe_datakey_redact_server_option(text.c_str(), option);
-    ASSERT_NE(redacted, nullptr);
-    EXPECT_STREQ(redacted, "\"postgres\" --single -c data_encryption_key_unwrap_command=... "
-                           "-D data -c data_encryption_key_unwrap_command=... x");
-    EXPECT_EQ(std::strstr(redacted, "SECRET"), nullptr);
-    fe_datakey_free(redacted);
-    fe_datakey_free(option);
+TEST(CApi, StoreCheckStateAgainstPgControl) {
+    TempDir dir;
+    fe_datakey_error* err = nullptr;
+    // Not encrypted and no key file: fine; "encrypted" without a key file: not.
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 0, 0, &err), 1);
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 1, 128, &err), 0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_IO);
+    EXPECT_NE(std::strstr(fe_datakey_error_message(err), "is missing"), nullptr);
+    fe_datakey_error_free(err);
+    err = nullptr;
 
-    // Nothing to hide: an unchanged copy.
-    redacted = fe_datakey_redact_server_option("pg_ctl start -o \"-c x=1\"", "");
-    EXPECT_STREQ(redacted, "pg_ctl start -o \"-c x=1\"");
-    fe_datakey_free(redacted);
-    redacted = fe_datakey_redact_server_option("", " -c 'a=b'");
-    EXPECT_STREQ(redacted, "");
-    fe_datakey_free(redacted);
+    fe_datakey_key* key = fe_datakey_key_generate(256, &err);
+    ASSERT_NE(key, nullptr);
+    ASSERT_EQ(fe_datakey_store_create(dir.path().c_str(), "cat > \"%p\"", key, 0, &err), 1);
+    fe_datakey_key_free(key);
+    EXPECT_EQ(
+        fe_datakey_store_check_state(dir.path().c_str(), FE_DATAKEY_CONTROL_VERSION, 256, &err), 1);
+    // A key file where pg_control says "not encrypted".
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 0, 0, &err), 0);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_NOT_ENCRYPTED);
+    fe_datakey_error_free(err);
+    err = nullptr;
+    // Key lengths that disagree, and versions or lengths pg_control cannot hold.
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 1, 128, &err), 0);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_CHECK_INVALID);
+    fe_datakey_error_free(err);
+    err = nullptr;
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 2, 256, &err), 0);
+    fe_datakey_error_free(err);
+    err = nullptr;
+    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 1, 192, &err), 0);
+    fe_datakey_error_free(err);
 }
 
 TEST(CApi, HelpTextAtTheUtilitysColumn) {
@@ -292,8 +317,8 @@ static_assert(noexcept(fe_datakey_options_on_command_line(nullptr)));
 static_assert(noexcept(fe_datakey_options_is_set(nullptr, 0)));
 static_assert(noexcept(fe_datakey_key_generate(0, nullptr)));
 static_assert(noexcept(fe_datakey_store_load(nullptr, nullptr, 0, nullptr)));
-static_assert(noexcept(fe_datakey_server_option(nullptr)));
-static_assert(noexcept(fe_datakey_redact_server_option(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_store_check_state(nullptr, 0, 0, nullptr)));
+static_assert(noexcept(fe_datakey_configured_unwrap_command(nullptr, nullptr, nullptr)));
 static_assert(noexcept(fe_datakey_set_interrupt_check(nullptr)));
 
 TEST(CApi, AnEmptyKeyCheckEqualsNothing) {

@@ -119,15 +119,16 @@ TEST(PgDatakeyCli, OptionBeatsVariableBeatsConfiguration) {
     FakeCluster c;
     EnvGuard env;
     env.set("PGDATAKEYUNWRAPCMD", std::nullopt);
-    EXPECT_EQ(resolve_unwrap_command(parse({"verify"}).key_options, c.path()), "-");
+    EXPECT_EQ(resolve_unwrap_command(parse({"verify"}).key_options, c.path(), c.conf()), "-");
     env.set("PGDATAKEYUNWRAPCMD", "from-env %p");
-    EXPECT_EQ(resolve_unwrap_command(parse({"verify"}).key_options, c.path()), "from-env %p");
+    EXPECT_EQ(resolve_unwrap_command(parse({"verify"}).key_options, c.path(), c.conf()),
+              "from-env %p");
     EXPECT_EQ(resolve_unwrap_command(parse({"verify", "--key-unwrap-command=opt %p"}).key_options,
-                                     c.path()),
+                                     c.path(), c.conf()),
               "opt %p");
     env.set("PGDATAKEYUNWRAPCMD", "");
     try {
-        resolve_unwrap_command(parse({"verify"}).key_options, c.path());
+        resolve_unwrap_command(parse({"verify"}).key_options, c.path(), c.conf());
         FAIL() << "no error";
     } catch (const fe_datakey::Error& e) {
         EXPECT_EQ(exit_status_for(e), exit_no_command);
@@ -137,7 +138,7 @@ TEST(PgDatakeyCli, OptionBeatsVariableBeatsConfiguration) {
 TEST(PgDatakeyStatus, ReportsWithoutRunningAnything) {
     FakeCluster c("touch ran; base64 > \"%p\"", "touch ran; base64 -d \"%p\"");
     ::unlink((c.dir / "ran").c_str());
-    Status s = collect_status(c.path());
+    Status s = collect_status(c.path(), {c.conf(), "data directory"});
     EXPECT_TRUE(s.encrypted);
     EXPECT_EQ(s.key_bits, 128);
     EXPECT_EQ(s.check_value, c.key.check_value());
@@ -153,14 +154,16 @@ TEST(PgDatakeyStatus, ReportsWithoutRunningAnything) {
 TEST(PgDatakeyStatus, Warnings) {
     FakeCluster c;
     ::chmod((c.dir / "pg_encryption/key.bin").c_str(), 0644);
-    Status s = collect_status(c.path());
+    Status s = collect_status(c.path(), {c.conf(), "data directory"});
     EXPECT_TRUE(s.plaintext_key);
     ASSERT_EQ(s.warnings.size(), 2u);
     EXPECT_NE(s.warnings[0].find("without wrapping"), std::string::npos);
     EXPECT_NE(s.warnings[1].find("other users"), std::string::npos);
 
     write_text(c.dir / "postgresql.conf", "\n");
-    EXPECT_NE(collect_status(c.path()).warnings[0].find("names no key unwrap command"),
+    EXPECT_NE(collect_status(c.path(), {c.conf(), "data directory"})
+                  .warnings[0]
+                  .find("names no key unwrap command"),
               std::string::npos);
 }
 

@@ -27,6 +27,7 @@ RewrapRequest request(const FakeCluster& c, const std::string& wrap, const std::
     r.old_unwrap = old;
     r.new_wrap = wrap;
     r.new_unwrap = unwrap;
+    r.config_file = c.conf();
     return r;
 }
 
@@ -158,12 +159,12 @@ TEST(PgDatakeyRecovery, UncommittedDebrisIsRolledBack) {
     RewrapInspection i = inspect_rewrap(c.path());
     EXPECT_EQ(i.phase, RewrapPhase::uncommitted);
     EXPECT_EQ(i.leftovers.size(), 2u);
-    EXPECT_EQ(repair(c.path()), RepairOutcome::rolled_back);
+    EXPECT_EQ(repair(c.path(), c.conf()), RepairOutcome::rolled_back);
     EXPECT_FALSE(c.exists(new_key_file));
     EXPECT_FALSE(c.exists("pg_encryption/key.bin.new.tmp"));
     EXPECT_EQ(c.conf_command(), "-");
     EXPECT_TRUE(opens_with(c, "-"));
-    EXPECT_EQ(repair(c.path()), RepairOutcome::nothing_to_do);
+    EXPECT_EQ(repair(c.path(), c.conf()), RepairOutcome::nothing_to_do);
 }
 
 TEST(PgDatakeyRecovery, RewrapRollsBackDebrisItself) {
@@ -181,7 +182,7 @@ TEST(PgDatakeyRecovery, CommittedBeforeRenameIsCompleted) {
     EXPECT_EQ(i.phase, RewrapPhase::committed);
     EXPECT_FALSE(i.new_key_renamed);
     EXPECT_TRUE(opens_with(c, "-")); // the server would still start with the old command
-    EXPECT_EQ(repair(c.path()), RepairOutcome::completed);
+    EXPECT_EQ(repair(c.path(), c.conf()), RepairOutcome::completed);
     EXPECT_EQ(c.conf_command(), b64_unwrap);
     EXPECT_TRUE(opens_with(c, b64_unwrap));
     EXPECT_FALSE(c.exists(journal_file));
@@ -197,7 +198,7 @@ TEST(PgDatakeyRecovery, CommittedAfterRenameIsCompleted) {
     EXPECT_EQ(i.phase, RewrapPhase::committed);
     EXPECT_TRUE(i.new_key_renamed);
     EXPECT_EQ(c.conf_command(), "-"); // the window repair closes
-    EXPECT_EQ(repair(c.path()), RepairOutcome::completed);
+    EXPECT_EQ(repair(c.path(), c.conf()), RepairOutcome::completed);
     EXPECT_EQ(c.conf_command(), b64_unwrap);
     EXPECT_TRUE(opens_with(c, b64_unwrap));
 }
@@ -205,8 +206,8 @@ TEST(PgDatakeyRecovery, CommittedAfterRenameIsCompleted) {
 TEST(PgDatakeyRecovery, CompletedRepairIsIdempotent) {
     FakeCluster c;
     Journal j = prepare_committed(c);
-    roll_forward(c.path(), j);
-    EXPECT_EQ(repair(c.path()), RepairOutcome::nothing_to_do);
+    roll_forward(c.path(), j, c.conf());
+    EXPECT_EQ(repair(c.path(), c.conf()), RepairOutcome::nothing_to_do);
     EXPECT_TRUE(opens_with(c, b64_unwrap));
 }
 
@@ -229,7 +230,7 @@ TEST(PgDatakeyRecovery, ReplacedNewKeyFileIsNotTrusted) {
     write_text(c.dir / "other", "something else");
     ASSERT_EQ(std::rename((c.dir / "other").c_str(), (c.dir / new_key_file).c_str()), 0);
     try {
-        repair(c.path());
+        repair(c.path(), c.conf());
         FAIL() << "no error";
     } catch (const fe_datakey::Error& e) {
         EXPECT_EQ(exit_status_for(e), exit_needs_repair);

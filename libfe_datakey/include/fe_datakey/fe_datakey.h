@@ -191,9 +191,25 @@ extern int fe_datakey_check_equal(const fe_datakey_check* a,
 #define FE_DATAKEY_KEY_FILE "pg_encryption/key.bin"
 #define FE_DATAKEY_CHECK_FILE "pg_encryption/key.check"
 
-/* 1 when DATADIR/pg_encryption/key.bin exists, else 0. 1 when out of
- * memory: fail closed, the caller then fails to load the key. */
+/*
+ * 1 when DATADIR/pg_encryption/key.bin exists, else 0 (1 when out of memory).
+ * This does not say whether the cluster is encrypted: pg_control does (see
+ * fe_datakey_store_check_state).
+ */
 extern int fe_datakey_is_encrypted(const char* datadir) FE_DATAKEY_NOEXCEPT;
+
+/* pg_control's data_encryption_version for this key layout (0: none). */
+#define FE_DATAKEY_CONTROL_VERSION 1
+
+/*
+ * Checks the key files of a data directory against the encryption state its
+ * pg_control records (data_encryption_version, data_encryption_key_length):
+ * version 0 and no key file, or version 1 with a key file that can be
+ * accessed and a key check for a key of that many bits. Runs no command.
+ * Returns 1, or 0 with an error saying what disagrees.
+ */
+extern int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
+                                        fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /* timeout_seconds: 0 for none. */
 extern int fe_datakey_store_create(const char* datadir, const char* wrap_command,
@@ -223,32 +239,18 @@ extern int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char*
 /* NULL without an error when the file does not set it. */
 extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path,
                                                 fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+/*
+ * The data_encryption_key_unwrap_command a cluster's server reads from its
+ * configuration: DATADIR/postgresql.auto.conf over config_file (NULL:
+ * DATADIR/postgresql.conf); a missing file sets nothing. Include files are
+ * not followed. NULL without an error when neither file sets it.
+ */
+extern char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
+                                                  fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 /* 'value' for postgresql.conf and a single-quoted shell word. NULL only when
  * out of memory. */
 extern char* fe_datakey_conf_quote(const char* value) FE_DATAKEY_NOEXCEPT;
 extern char* fe_datakey_shell_quote(const char* word) FE_DATAKEY_NOEXCEPT;
-
-/* ---- passing the unwrap command on to a server ---- */
-
-/* What fe_datakey_redact_server_option puts in place of the option. */
-#define FE_DATAKEY_REDACTED_SERVER_OPTION " -c " FE_DATAKEY_UNWRAP_SETTING "=..."
-
-/*
- * The text to append to a shell command line that starts a server, so that
- * it runs unwrap_command: " -c 'data_encryption_key_unwrap_command=...'",
- * the setting one single-quoted shell word. NULL only when out of memory.
- */
-extern char* fe_datakey_server_option(const char* unwrap_command) FE_DATAKEY_NOEXCEPT;
-
-/*
- * A copy of text with every occurrence of option (as built from
- * fe_datakey_server_option, maybe escaped further by the caller) replaced by
- * FE_DATAKEY_REDACTED_SERVER_OPTION, for messages that show a command line:
- * the command can carry secrets. An empty option replaces nothing. NULL only
- * when out of memory.
- */
-extern char* fe_datakey_redact_server_option(const char* text,
-                                             const char* option) FE_DATAKEY_NOEXCEPT;
 
 #ifdef __cplusplus
 }

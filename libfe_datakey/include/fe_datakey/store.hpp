@@ -16,8 +16,18 @@ constexpr const char* key_directory = "pg_encryption";
 constexpr const char* key_file = "pg_encryption/key.bin";
 constexpr const char* key_check_file = "pg_encryption/key.check";
 
-// True when DATADIR/pg_encryption/key.bin exists.
+// True when DATADIR/pg_encryption/key.bin exists. Whether a cluster is
+// encrypted is recorded in its pg_control (check_key_state), not in this.
 bool is_encrypted(const std::string& datadir);
+
+// The data encryption version pg_control records for this key layout.
+constexpr unsigned control_encryption_version = 1;
+
+// Checks the key files of DATADIR against the encryption state its
+// pg_control records (data_encryption_version, data_encryption_key_length):
+// version 0 with no key file, or version 1 with a key file that can be
+// accessed and a key check of the same key length. Runs no command.
+void check_key_state(const std::string& datadir, unsigned version, unsigned bits);
 
 // 0700, or 0750 when the data directory grants group access (initdb -g).
 bool group_access(const std::string& datadir);
@@ -31,6 +41,10 @@ void fsync_path(const std::string& path, bool is_directory);
 // path + ".tmp" (a stale one is removed first), fsync, rename, fsync of the
 // directory. On failure `path` is left as it was and the temporary removed.
 void replace_file_durably(const std::string& path, const void* data, std::size_t size, mode_t mode);
+// The same through a temporary name of the caller's choice (beside `path`),
+// for files whose ".tmp" name another program uses.
+void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
+                          std::size_t size, mode_t mode);
 
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
