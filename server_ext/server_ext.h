@@ -49,8 +49,8 @@ extern int server_ext_command_origin(const char* setting);
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int server_ext_load_key(const char* datadir, unsigned encryption_version,
-                               unsigned key_bits, const char* setting, int timeout_seconds,
+extern int server_ext_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
+                               const char* setting, int timeout_seconds,
                                fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
 
 /* 1 when a key has been loaded. */

@@ -406,7 +406,8 @@ void check_key_state(const std::string& datadir, unsigned version, unsigned bits
                     "Valid key lengths are 128 and 256 bits.");
     if (stat(key_path.c_str(), &st) != 0) {
         int e = errno;
-        throw Error(ErrorCode::io, "data encryption key file " + in_quotes(key_path) + " is missing",
+        throw Error(ErrorCode::io,
+                    "data encryption key file " + in_quotes(key_path) + " is missing",
                     "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
                         "-bit key, but the file cannot be accessed: " + std::strerror(e) + ".",
                     "Restore the file from a backup of this cluster: the cluster cannot be used "
@@ -414,8 +415,7 @@ void check_key_state(const std::string& datadir, unsigned version, unsigned bits
     }
     KeyCheck check = read_key_check(datadir);
     if (static_cast<unsigned>(check.bits) != bits)
-        throw Error(ErrorCode::check_invalid,
-                    "key check file does not match pg_control",
+        throw Error(ErrorCode::check_invalid, "key check file does not match pg_control",
                     "pg_control says the key has " + std::to_string(bits) + " bits, " +
                         in_quotes(join(datadir, key_check_file)) + " says " +
                         std::to_string(check.bits) + ".",

@@ -204,7 +204,8 @@ TEST(CApi, ConfiguredUnwrapCommandWithoutAutoConf) {
     // postgresql.conf alone (no postgresql.auto.conf), in another directory.
     write_text(conf / "postgresql.conf", "data_encryption_key_unwrap_command = 'a %p'\n");
     std::string conf_file = conf / "postgresql.conf";
-    char* command = fe_datakey_configured_unwrap_command(data.path().c_str(), conf_file.c_str(), &err);
+    char* command =
+        fe_datakey_configured_unwrap_command(data.path().c_str(), conf_file.c_str(), &err);
     ASSERT_NE(command, nullptr) << fe_datakey_error_message(err);
     EXPECT_STREQ(command, "a %p");
     fe_datakey_free(command);
@@ -232,9 +233,8 @@ TEST(CApi, StoreCheckStateAgainstPgControl) {
     ASSERT_NE(key, nullptr);
     ASSERT_EQ(fe_datakey_store_create(dir.path().c_str(), "cat > \"%p\"", key, 0, &err), 1);
     fe_datakey_key_free(key);
-    EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), FE_DATAKEY_CONTROL_VERSION, 256,
-                                           &err),
-              1);
+    EXPECT_EQ(
+        fe_datakey_store_check_state(dir.path().c_str(), FE_DATAKEY_CONTROL_VERSION, 256, &err), 1);
     // A key file where pg_control says "not encrypted".
     EXPECT_EQ(fe_datakey_store_check_state(dir.path().c_str(), 0, 0, &err), 0);
     EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_NOT_ENCRYPTED);
