@@ -102,10 +102,17 @@ static int state_mismatch(const rewind_ext* ext, unsigned target_version, unsign
                           fe_datakey_error** err) {
     char detail[256];
 
-    snprintf(detail, sizeof(detail),
-             "The target cluster's pg_control says data encryption version %u with a %u-bit key, "
-             "the source cluster's version %u with a %u-bit key.",
-             target_version, target_bits, ext->source_version, ext->source_bits);
+    if ((target_version != 0) != (ext->source_version != 0))
+        snprintf(detail, sizeof(detail), "%s",
+                 target_version != 0 ? "The target cluster is encrypted, the source cluster is not "
+                                       "encrypted, as their control files record."
+                                     : "The target cluster is not encrypted, the source cluster is "
+                                       "encrypted, as their control files record.");
+    else
+        snprintf(detail, sizeof(detail),
+                 "The target cluster's pg_control says data encryption version %u with a %u-bit "
+                 "key, the source cluster's version %u with a %u-bit key.",
+                 target_version, target_bits, ext->source_version, ext->source_bits);
     *err = fe_datakey_error_new(
         FE_DATAKEY_E_NOT_ENCRYPTED, "source and target clusters differ in data encryption", detail,
         "Both clusters must be encrypted with the same data encryption key, or neither.");

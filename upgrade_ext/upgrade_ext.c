@@ -137,10 +137,18 @@ int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_
         char detail[256];
         int old_enc = old_cluster->version != 0;
 
-        snprintf(detail, sizeof(detail),
-                 "The old cluster's pg_control says data encryption version %u with a %u-bit key, "
-                 "the new cluster's version %u with a %u-bit key.",
-                 old_cluster->version, old_cluster->bits, new_cluster->version, new_cluster->bits);
+        if (old_enc != (new_cluster->version != 0))
+            snprintf(detail, sizeof(detail), "%s",
+                     old_enc ? "The old cluster is encrypted, the new cluster is not encrypted, as "
+                               "their control files record."
+                             : "The old cluster is not encrypted, the new cluster is encrypted, as "
+                               "their control files record.");
+        else
+            snprintf(detail, sizeof(detail),
+                     "The old cluster's pg_control says data encryption version %u with a %u-bit "
+                     "key, the new cluster's version %u with a %u-bit key.",
+                     old_cluster->version, old_cluster->bits, new_cluster->version,
+                     new_cluster->bits);
         *err = fe_datakey_error_new(
             FE_DATAKEY_E_NOT_ENCRYPTED, "old and new clusters differ in data encryption", detail,
             old_enc ? "Create the new cluster with \"initdb -y "

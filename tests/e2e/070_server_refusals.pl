@@ -124,7 +124,7 @@ for my $case (@cases)
 	my ($crc, $value) = $node->postgres_C('data_encryption_key_unwrap_command');
 	is($value, '', 'removed: postgres -C shows the setting empty');
 	refused('removed', qr/FATAL:  data encryption key unwrap command not configured/,
-		qr/DETAIL:  .*pg_encryption\/key\.bin.*\n.*HINT:  Set data_encryption_key_unwrap_command in postgresql\.conf/);
+		qr/DETAIL:  pg_control says the cluster is encrypted, but neither data_encryption_key_unwrap_command nor the environment variable PGDATAKEYUNWRAPCMD is set\.\n.*HINT:  Set data_encryption_key_unwrap_command in postgresql\.conf/);
 	starts_again('removed');
 
 	set_unwrap('');

@@ -1,0 +1,164 @@
+# The encryption state lives in pg_control: initdb -y records it
+# (pg_controldata, pg_control_init()), pg_resetwal with and without -f and
+# pg_checksums --enable/--disable keep it, pg_resetwal guesses it from the
+# key check when pg_control is lost (and gives up rather than guess "not
+# encrypted"), and the postmaster and a single-user backend refuse to run
+# when pg_control and the key files disagree: an encrypted cluster whose key
+# file is missing, unreadable or another cluster's, and an unencrypted one
+# holding a key file.
+use strict;
+use warnings;
+use Test::More;
+use File::Copy qw(copy);
+use FeDatakey::TestLib;
+
+my $dir = temp_dir();
+my $pass = passphrase_file($dir, 'pass', 'control passphrase');
+my $wrap = openssl_wrap($pass);
+my $unwrap = openssl_unwrap($pass);
+
+# pg_controldata's two lines, as (version, bits); undef when missing.
+sub control_state
+{
+	my ($pgdata, @cmd) = @_;
+	@cmd = ('pg_controldata', $pgdata) unless @cmd;
+	my ($rc, $out, $err) = run_command(\@cmd);
+	is($rc, 0, "@cmd[0 .. $#cmd - 1] runs") or diag $err;
+	my ($v) = $out =~ /^Data encryption version:\s+(\d+)$/m;
+	my ($b) = $out =~ /^Data encryption key length:\s+(\d+)$/m;
+	return ($v, $b);
+}
+
+sub state_is
+{
+	my ($pgdata, $expected, $name) = @_;
+	is(join('/', map { $_ // 'missing' } control_state($pgdata)), $expected, $name);
+}
+
+# --- initdb records the state ------------------------------------------------------------------
+my $plain = "$dir/plain";
+my ($rc, $out, $err) = init_cluster($plain);
+is($rc, 0, 'initdb without -y') or diag $err;
+state_is($plain, '0/0', 'pg_controldata: an unencrypted cluster has version 0, key length 0');
+
+my $enc128 = "$dir/enc128";
+($rc, $out, $err) = init_cluster($enc128, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+is($rc, 0, 'initdb -y') or diag $err;
+state_is($enc128, '1/128', 'initdb -y: version 1, key length 128');
+
+my $pgdata = "$dir/enc256";
+($rc, $out, $err) = init_cluster($pgdata, '--data-encryption=256', "--key-wrap-command=$wrap",
+	"--key-unwrap-command=$unwrap");
+is($rc, 0, 'initdb --data-encryption=256') or diag $err;
+state_is($pgdata, '1/256', 'initdb --data-encryption=256: version 1, key length 256');
+
+my $node = FeDatakey::TestLib::Cluster->new($pgdata);
+ok($node->start, 'the encrypted cluster starts') or diag $node->log;
+is($node->psql('select data_encryption_version, data_encryption_key_length from pg_control_init()'),
+	'1|256', 'pg_control_init() returns the two columns');
+$node->psql('create table kept (v text); insert into kept values ($$written before$$)');
+like($node->log, qr/LOG:  running data encryption key unwrap command from configuration parameter "data_encryption_key_unwrap_command"/,
+	'the log says where the command came from');
+ok($node->stop, 'stop');
+
+my $plain_node = FeDatakey::TestLib::Cluster->new($plain);
+ok($plain_node->start, 'the unencrypted cluster starts') or diag $plain_node->log;
+is($plain_node->psql('select data_encryption_version, data_encryption_key_length from pg_control_init()'),
+	'0|0', 'pg_control_init() of an unencrypted cluster');
+unlike($plain_node->log, qr/data encryption/, 'an unencrypted cluster logs nothing about encryption');
+ok($plain_node->stop, 'stop');
+
+# --- programs that rewrite pg_control keep the fields ------------------------------------------------
+state_is($pgdata, '1/256', 'before the rewrites');
+is(join('/', map { $_ // 'missing' } control_state($pgdata, 'pg_resetwal', '-n', $pgdata)), '1/256',
+	'pg_resetwal -n prints the fields');
+command_ok([ 'pg_resetwal', $pgdata ]);
+state_is($pgdata, '1/256', 'pg_resetwal keeps them');
+command_ok([ 'pg_resetwal', '-f', $pgdata ]);
+state_is($pgdata, '1/256', 'pg_resetwal -f keeps them');
+command_ok([ 'pg_checksums', '--enable', '-D', $pgdata ]);
+state_is($pgdata, '1/256', 'pg_checksums --enable keeps them');
+command_ok([ 'pg_checksums', '--disable', '-D', $pgdata ]);
+state_is($pgdata, '1/256', 'pg_checksums --disable keeps them');
+ok($node->start, 'the cluster starts after the rewrites') or diag $node->log;
+is($node->psql('select v from kept'), 'written before', 'with its data');
+ok($node->stop, 'stop');
+
+# --- pg_resetwal guessing a lost pg_control --------------------------------------------------------
+# An empty pg_control is one pg_resetwal cannot read (a missing one makes it
+# suspect a wrong path and stop): it guesses the contents.
+{
+	my $copy = "$dir/guess";
+	command_ok([ 'cp', '-a', $pgdata, $copy ]);
+	write_file("$copy/global/pg_control", '');
+	command_ok([ 'pg_resetwal', '-f', $copy ]);
+	state_is($copy, '1/256', 'pg_resetwal -f without a readable pg_control guesses "encrypted" and the key length from key.check');
+
+	write_file("$copy/global/pg_control", '');
+	unlink "$copy/pg_encryption/key.check" or die;
+	($rc, $out, $err) = run_command([ 'pg_resetwal', '-f', $copy ]);
+	isnt($rc, 0, 'without a readable pg_control and key.check, pg_resetwal -f refuses to guess');
+	like($err, qr/cannot guess the data encryption key length/, 'and says why');
+	is(-s "$copy/global/pg_control", 0, 'and writes no pg_control');
+
+	my $plain_copy = "$dir/guess-plain";
+	command_ok([ 'cp', '-a', $plain, $plain_copy ]);
+	write_file("$plain_copy/global/pg_control", '');
+	command_ok([ 'pg_resetwal', '-f', $plain_copy ]);
+	state_is($plain_copy, '0/0', 'a cluster without key files is guessed unencrypted');
+}
+
+# --- the server refuses when pg_control and the files disagree -----------------------------------------
+sub refused
+{
+	my ($n, $name, $fatal) = @_;
+	$n->mark_log;
+	my ($src) = $n->start(wait => 30);
+	isnt($src, 0, "$name: pg_ctl start fails");
+	like($n->log_since_mark, $fatal, "$name: the log says why");
+	ok(!-e $n->data_dir . '/postmaster.pid', "$name: no server left running");
+}
+
+my $keyfile = "$pgdata/pg_encryption/key.bin";
+rename $keyfile, "$keyfile.away" or die;
+refused($node, 'key.bin missing',
+	qr/FATAL:  data encryption key file ".*key\.bin" is missing\n.*DETAIL:  pg_control says the cluster is encrypted with a 256-bit key/);
+($rc, $out, $err) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "select 1;\n");
+isnt($rc, 0, 'key.bin missing: a single-user backend refuses too');
+like($err, qr/FATAL:  data encryption key file ".*key\.bin" is missing/, 'key.bin missing: single-user says why');
+rename "$keyfile.away", $keyfile or die;
+
+chmod 0000, $keyfile or die;
+refused($node, 'key.bin unreadable', qr/FATAL:  key unwrap command failed/);
+chmod 0600, $keyfile or die;
+
+my $other = "$dir/other256";
+($rc, $out, $err) = init_cluster($other, '--data-encryption=256', "--key-wrap-command=$wrap",
+	"--key-unwrap-command=$unwrap");
+is($rc, 0, 'initdb of another 256-bit cluster') or diag $err;
+copy($keyfile, "$keyfile.good") or die;
+copy("$other/pg_encryption/key.bin", $keyfile) or die;
+refused($node, "another cluster's key.bin",
+	qr/FATAL:  data encryption key from key unwrap command does not match the key check/);
+copy("$keyfile.good", $keyfile) or die;
+unlink "$keyfile.good";
+
+ok($node->start, 'with its own key file the cluster starts again') or diag $node->log_since_mark;
+is($node->psql('select v from kept'), 'written before', 'its data intact');
+ok($node->stop, 'stop');
+
+# The single-user backend of an intact cluster loads the key.
+($rc, $out, $err) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "select v from kept;\n");
+is($rc, 0, 'a single-user backend of the intact cluster runs') or diag $err;
+like($out, qr/written before/, 'and reads the data');
+
+# A key file in a cluster whose pg_control says "not encrypted".
+mkdir "$plain/pg_encryption" or die;
+copy($keyfile, "$plain/pg_encryption/key.bin") or die;
+refused($plain_node, 'key file in an unencrypted cluster',
+	qr/FATAL:  data directory holds a data encryption key, but pg_control says the cluster is not encrypted/);
+($rc, $out, $err) = run_command([ 'postgres', '--single', '-D', $plain, 'postgres' ], stdin => "select 1;\n");
+isnt($rc, 0, 'key file in an unencrypted cluster: a single-user backend refuses too');
+like($err, qr/pg_control says the cluster is not encrypted/, 'and says why');
+
+done_testing();

@@ -1,0 +1,182 @@
+# The unwrap command given to pg_upgrade or pg_rewind reaches their servers
+# through the environment (PGDATAKEYUNWRAPCMD), never through a command
+# line: while they run, no /proc/*/cmdline of this user's processes holds a
+# marker carried by the command, and afterwards neither does any
+# postmaster.opts, server log or pg_upgrade log.  The only exception is the
+# shell that runs the command itself (bash -c COMMAND), which is the
+# command.  pg_ctl restart from the postmaster.opts pg_upgrade left behind
+# evaluates nothing.  The server started with an empty setting takes the
+# variable and logs where it took the command from, never its text.
+use strict;
+use warnings;
+
+use Test::More;
+use IPC::Run ();
+use Time::HiRes qw(time);
+use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+
+my $C = 'FeDatakey::Cluster';
+chdir $C->base_dir;
+my $base = $C->base_dir;
+
+my ($wrap, $unwrap) = key_commands('argv');
+my $marker = 'FeMarker' . join('', map { int(rand(10)) } 1 .. 12);
+my $evaluated = "$base/evaluated";
+# The same key, unwrapped by a command that carries the marker, double
+# quotes, and text that a shell would evaluate if the command went through
+# one more round of parsing (it is single-quoted for the command's shell).
+my $marked = ": $marker '\$(touch $evaluated)' '`touch $evaluated`'; $unwrap";
+
+# The shell running the key command: its own argv is the command.
+sub is_key_command_shell
+{
+	my (@argv) = @_;
+	return @argv >= 3 && $argv[0] =~ m{(^|/)(ba)?sh$} && $argv[-2] eq '-c'
+	  && index($argv[-1], ": $marker ") == 0;
+}
+
+# Runs @cmd in the background and scans every process of this user for the
+# marker until it ends (bounded by $limit seconds).  Returns ($rc, $stderr,
+# \@hits, $scans), hits as "pid: argv".
+sub run_scanning
+{
+	my ($cmd, %opts) = @_;
+	my ($in, $out, $err) = ('', '', '');
+	local %ENV = (%ENV, %{ $opts{env} // {} });
+	my $h = IPC::Run::start($cmd, '<', \$in, '>', \$out, '2>', \$err);
+	my (%hits, $scans);
+	my $deadline = time + ($opts{limit} // 300);
+	while ($h->pumpable && time < $deadline)
+	{
+		$scans++;
+		opendir(my $proc, '/proc') or die "opendir /proc: $!";
+		for my $pid (grep { /^\d+$/ } readdir $proc)
+		{
+			my @st = stat "/proc/$pid" or next;
+			next if $st[4] != $<;
+			open(my $fh, '<', "/proc/$pid/cmdline") or next;
+			local $/;
+			my $cmdline = <$fh> // '';
+			close $fh;
+			next if index($cmdline, $marker) < 0;
+			my @argv = split /\0/, $cmdline;
+			next if is_key_command_shell(@argv);
+			# The program given the command as its option, when allowed.
+			next if $opts{allow_self} && $argv[0] =~ m{(^|/)\Q$opts{allow_self}\E$};
+			$hits{$pid} = "$pid: " . join(' ', @argv);
+		}
+		closedir $proc;
+		eval { $h->pump_nb; 1 };
+		select(undef, undef, undef, 0.02);
+	}
+	if ($h->pumpable)
+	{
+		$h->kill_kill;
+		return (124, $err . "\n[killed after the time limit]", [ values %hits ], $scans);
+	}
+	$h->finish;
+	return ($h->result(0), $out . $err, [ values %hits ], $scans);
+}
+
+# Every file below the given directories that holds the marker.
+sub leaks
+{
+	my @hits;
+	for my $dir (@_)
+	{
+		push @hits, map { "$dir/$_" } files_containing($dir, $marker);
+	}
+	return @hits;
+}
+
+# --- the server: empty setting, command from the environment ------------------------------------------
+my $old = $C->new('old');
+$old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+{
+	# A copy with the setting emptied: the environment supplies the command.
+	$old->append_conf("data_encryption_key_unwrap_command = ''\n");
+	$old->start(env => { PGDATAKEYUNWRAPCMD => $marked });
+	like($old->log, qr/LOG:  running data encryption key unwrap command from environment variable "PGDATAKEYUNWRAPCMD"/,
+		'a server with an empty setting takes the command from PGDATAKEYUNWRAPCMD and says so');
+	unlike($old->log, qr/\Q$marker\E/, 'the log does not hold the command');
+	ok(!-e $evaluated, 'nothing was evaluated');
+	$old->safe_psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g");
+	$old->stop;
+
+	my ($rc) = FeDatakey::TestLib::Cluster::start($old, env => { PGDATAKEYUNWRAPCMD => undef }, wait => 30);
+	isnt($rc, 0, 'without the variable that server does not start');
+	like($old->log, qr/FATAL:  data encryption key unwrap command not configured/, 'and says why');
+
+	# Back to the configured command.
+	$old->append_conf("data_encryption_key_unwrap_command = '" . ($unwrap =~ s/'/''/gr) . "'\n");
+}
+
+# --- pg_upgrade with the command in the environment ----------------------------------------------
+{
+	my $new = $C->new('new');
+	$new->init(
+		encrypted => 1,
+		wrap => $wrap,
+		unwrap => $unwrap,
+		copy_key_from => $old->data_dir . '/pg_encryption/key.bin');
+	my ($rc, $out, $hits, $scans) =
+	  run_scanning(pg_upgrade_command($old, $new, '--retain'), env => { PGDATAKEYUNWRAPCMD => $marked });
+	is($rc, 0, 'pg_upgrade with the command in PGDATAKEYUNWRAPCMD') or diag $out;
+	cmp_ok($scans, '>', 10, "the process table was scanned while pg_upgrade ran ($scans scans)");
+	is_deeply($hits, [], 'no process showed the command on its command line');
+	is_deeply([ leaks($old->data_dir, $new->data_dir, $old->sockdir, $new->sockdir) ], [],
+		'no postmaster.opts, server log or pg_upgrade log holds it');
+	like(slurp_file($new->data_dir . '/postmaster.opts'), qr/"data_encryption_key_unwrap_command="/,
+		'the servers were told to take the command from the environment');
+	ok(!-e $evaluated, 'nothing was evaluated');
+
+	# pg_ctl restart re-reads postmaster.opts through the shell.
+	my ($src, $sout, $serr) = run_command(
+		[ 'pg_ctl', '-w', '-t', '60', '-D', $new->data_dir, '-l', $new->logfile, 'restart' ],
+		env => { PGDATAKEYUNWRAPCMD => $marked });
+	is($src, 0, 'pg_ctl restart from the postmaster.opts pg_upgrade left') or diag $sout . $serr;
+	ok(!-e $evaluated, 'pg_ctl restart evaluated nothing');
+	command_ok([ 'pg_ctl', '-w', '-D', $new->data_dir, 'stop' ]);
+	is_deeply([ leaks($new->data_dir, $new->sockdir) ], [], 'still no file holds the command');
+}
+
+# --- pg_rewind with the command as its option, target crashed ---------------------------------------
+{
+	my $primary = $C->new('primary');
+	$primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+	$primary->start;
+	$primary->safe_psql("CREATE TABLE t (id int PRIMARY KEY, src text);
+		INSERT INTO t SELECT g, 'base' FROM generate_series(1, 100) g;");
+	my $standby = $primary->basebackup('standby', '-R');
+	$standby->start;
+	$primary->safe_psql("INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
+	ok($standby->poll_query("SELECT count(*) FROM t", '110'), 'the standby streams');
+	$standby->promote;
+	$standby->safe_psql("INSERT INTO t SELECT g, 'new' FROM generate_series(201, 250) g; CHECKPOINT;");
+	$primary->safe_psql("INSERT INTO t SELECT g, 'old' FROM generate_series(301, 340) g");
+	# Crashed: pg_rewind runs single-user recovery on it first.
+	$primary->stop(mode => 'immediate');
+
+	my ($rc, $out, $hits, $scans) = run_scanning(
+		[
+			'pg_rewind', '-D', $primary->data_dir, '--source-server=' . $standby->connstr,
+			'-R', "--key-unwrap-command=$marked"
+		],
+		allow_self => 'pg_rewind');
+	is($rc, 0, 'pg_rewind with --key-unwrap-command of a crashed target') or diag $out;
+	cmp_ok($scans, '>', 3, "the process table was scanned while pg_rewind ran ($scans scans)");
+	is_deeply($hits, [], "no process but pg_rewind itself showed the command on its command line");
+	unlike($out, qr/\Q$marker\E/, "pg_rewind's messages do not hold it");
+	is_deeply([ leaks($primary->data_dir, $standby->data_dir, $primary->sockdir, $standby->sockdir) ], [],
+		'no postmaster.opts or log holds it');
+	ok(!-e $evaluated, 'nothing was evaluated');
+
+	$primary->start;
+	ok($primary->poll_query("SELECT count(*) FROM t WHERE src = 'new'", '50'),
+		'the rewound node follows the new primary');
+	$primary->stop;
+	$standby->stop;
+}
+
+done_testing();
