@@ -36,7 +36,7 @@ DEPS=(
     ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
     acl procps python3 clang-format
     # the key stores of tests/e2e/6xx_keystore_*.pl: PKCS#11, KMIP, Tang, TPM 2.0
-    softhsm2 opensc python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
+    softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
 )
 
 step() { printf '==> %s\n' "$*"; }
