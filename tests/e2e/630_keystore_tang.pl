@@ -26,6 +26,7 @@ like($wrap, qr/^clevis encrypt tang "\{\\"url\\":\\"http:\/\/127\.0\.0\.1:\d+\\"
 	my ($rc, $out, $err) = init_cluster("$dir/bad-thp", '-y', "--key-wrap-command=$bad", "--key-unwrap-command=$unwrap");
 	isnt($rc, 0, 'initdb -y with a wrong Tang thumbprint fails');
 	like($err, qr/key wrap command failed/, 'and says the wrap command failed');
+	like($err, qr/Unable to fetch advertisement/, 'with clevis\'s reason');
 	ok(!-e "$dir/bad-thp", 'and leaves no data directory');
 }
 
