@@ -89,7 +89,8 @@ $SIG{$_} = sub { exit 1 } for qw(INT TERM HUP);
 #   opts: log => file for its stdout and stderr (default: none kept),
 #         port => a TCP port on 127.0.0.1 to wait for (then returns once
 #         something accepts there, or dies after `wait` seconds, default 60),
-#         env => { NAME => value }.
+#         env => { NAME => value },
+#         grace => seconds between TERM and KILL when stopped (default 10).
 sub start_service
 {
 	my ($name, $argv, %opts) = @_;
@@ -118,14 +119,14 @@ sub start_service
 	return $svc;
 }
 
-# Stops a service and what it forked (TERM, then KILL after 10 s).
+# Stops a service and what it forked (TERM, then KILL after its grace).
 sub stop_service
 {
 	my ($svc) = @_;
 	return unless $svc && $svc->{pid};
 	my $pid = delete $svc->{pid};
 	kill 'TERM', -$pid;
-	my $deadline = time + 10;
+	my $deadline = time + ($svc->{opts}{grace} // 10);
 	while (time < $deadline)
 	{
 		last if waitpid($pid, POSIX::WNOHANG()) == $pid;
@@ -243,7 +244,7 @@ EOF
 	$s->{up} = sub {
 		$s->{svc} = start_service('pykmip-server',
 			[ 'pykmip-server', '-f', "$dir/kmip-server.conf", '-l', "$dir/kmip-server.log" ],
-			port => $port, log => "$dir/kmip-server.out");
+			port => $port, log => "$dir/kmip-server.out", grace => 2);    # its TERM handler can take 10 s
 	};
 	$s->{down} = sub { stop_service($s->{svc}) };
 	$s->{up}->();
