@@ -40,6 +40,8 @@ DEPS=(
     acl procps python3 clang-format git
     # the fuzz stage: libFuzzer harnesses built with clang
     clang-14 libfuzzer-14-dev
+    # the key stores of tests/e2e/6xx_keystore_*.pl: PKCS#11, KMIP, Tang, TPM 2.0
+    softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
 )
 
 step() { printf '==> %s\n' "$*"; }
