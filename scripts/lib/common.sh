@@ -35,6 +35,8 @@ DEPS=(
     libipc-run-perl libio-pty-perl
     ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
     acl procps python3 clang-format
+    # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
+    patroni python3-etcd etcd-server etcd-client pgbackrest
 )
 
 step() { printf '==> %s\n' "$*"; }
