@@ -299,18 +299,6 @@ sub start
 	return $self;
 }
 
-# True when the DCS holds no failover key of the cluster $scope: a switchover
-# leaves one until the new leader has cleaned it up, and while it is there
-# Patroni does not fail over by itself.
-sub no_failover_key
-{
-	my ($self, $scope) = @_;
-	my ($rc, $out) = run_command(
-		[ 'etcdctl', '--endpoints', $self->endpoints, 'get', '--keys-only', "/service/$scope/failover" ],
-		env => { ETCDCTL_API => 3 }, timeout => 10);
-	return $rc == 0 && $out !~ /failover/;
-}
-
 sub endpoints { join ',', map { "http://127.0.0.1:$_->{client}" } @{ $_[0]{members} } }
 sub hosts { join ',', map { "127.0.0.1:$_->{client}" } @{ $_[0]{members} } }
 
