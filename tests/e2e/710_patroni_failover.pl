@@ -52,7 +52,9 @@ like(slurp_file("$d1/postgresql.base.conf"), qr/^data_encryption_key_unwrap_comm
 my $conf = slurp_file("$d1/postgresql.conf");
 like($conf, qr/^include 'postgresql.base.conf'/m, 'Patroni wrote its own postgresql.conf');
 unlike($conf, qr/data_encryption_key_unwrap_command/, "Patroni's postgresql.conf does not set the command");
-like(slurp_file("$d1/postgresql.auto.conf"), qr/^data_encryption_key_unwrap_command = /m,
+# Patroni may report the leader before post_init has run: wait for it, before
+# any replica copies the file.
+ok(wait_until(sub { slurp_file("$d1/postgresql.auto.conf") =~ /^data_encryption_key_unwrap_command = /m }, 30),
 	'post_init set the unwrap command in postgresql.auto.conf');
 like($nodes[0]->log_tail(400), qr/data encryption key loaded and verified/,
 	'the server under Patroni loaded and verified the key');

@@ -213,6 +213,9 @@ sub start_fleet
 	my $logs = sub { join '', map { $_->name . ":\n" . $_->log_tail(25) } @nodes };
 	$nodes[0]->start;
 	wait_until(sub { $nodes[0]->is_leader }, 90) or croak "node1 did not bootstrap:\n" . $logs->();
+	my $auto = $nodes[0]->data_dir . '/postgresql.auto.conf';
+	wait_until(sub { -e $auto && slurp_file($auto) =~ /^data_encryption_key_unwrap_command = /m }, 30)
+	  or croak "post_init did not set the unwrap command:\n" . $logs->();
 	$_->start for @nodes[ 1 .. $#nodes ];
 	wait_until(sub { !grep { !$_->is_replica } @nodes[ 1 .. $#nodes ] }, 120)
 	  or croak "the replicas did not start:\n" . $logs->();
@@ -476,22 +479,6 @@ sub post
 	my $r = HTTP::Tiny->new(timeout => 30)->post("http://127.0.0.1:$self->{apiport}$path",
 		{ content => encode_json($body // {}), headers => { 'Content-Type' => 'application/json' } });
 	return ($r->{status}, $r->{content});
-}
-
-# PATCH /config: changes the dynamic configuration in the DCS, which every
-# node applies to its postgresql.conf.
-sub patch_config
-{
-	my ($self, $body) = @_;
-	my $r = HTTP::Tiny->new(timeout => 30)->request('PATCH', "http://127.0.0.1:$self->{apiport}/config",
-		{ content => encode_json($body), headers => { 'Content-Type' => 'application/json' } });
-	return ($r->{status}, $r->{content});
-}
-
-sub patronictl
-{
-	my ($self, @args) = @_;
-	return run_command([ 'patronictl', '-c', $self->{config}, @args ], timeout => 60);
 }
 
 # The last $n lines of the Patroni log.
