@@ -37,6 +37,10 @@ sub stop_all
 	while (my $s = pop @stoppers) { eval { $s->(); 1 } or warn "cleanup: $@" }
 }
 
+# A test killed by a signal (a CI timeout, ^C) stops its services too: the
+# handler turns the signal into an exit, which runs the END block.
+$SIG{$_} = sub { exit 128 + 15 } for qw(INT TERM HUP);
+
 END
 {
 	my $status = $?;
