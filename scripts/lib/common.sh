@@ -42,6 +42,8 @@ DEPS=(
     clang-14 libfuzzer-14-dev
     # the key stores of tests/e2e/6xx_keystore_*.pl: PKCS#11, KMIP, Tang, TPM 2.0
     softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
+    # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
+    patroni python3-etcd etcd-server etcd-client pgbackrest
 )
 
 step() { printf '==> %s\n' "$*"; }

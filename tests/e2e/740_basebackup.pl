@@ -1,0 +1,83 @@
+# pg_basebackup alone of an encrypted primary: standbys from pg_basebackup -R
+# in plain and in tar format carry the wrapped key and the configured unwrap
+# command, start with the key and stream; pg_datakey on a tar-format backup
+# before it is unpacked says that it needs a directory.
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(time);
+use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+use FeDatakey::Datakey qw(run_datakey);
+
+my $t0 = time;
+my $C = 'FeDatakey::Cluster';
+my $base = $C->base_dir;
+my $pass = passphrase_file($base, 'datakey.pass', 'basebackup secret');
+my ($wrap, $unwrap) = (openssl_wrap($pass), openssl_unwrap($pass));
+
+my $primary = $C->new('primary');
+$primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+$primary->start;
+$primary->safe_psql("CREATE TABLE t (id int PRIMARY KEY);
+	INSERT INTO t SELECT generate_series(1, 1000)");
+my $key = slurp_file($primary->data_dir . '/pg_encryption/key.bin');
+my $check = slurp_file($primary->data_dir . '/pg_encryption/key.check');
+my $plain = unwrap_key_bytes($primary->data_dir, $unwrap);
+
+sub standby_streams
+{
+	my ($standby, $label, $rows) = @_;
+	my $d = $standby->data_dir;
+	is(slurp_file("$d/pg_encryption/key.bin"), $key, "$label: the standby has the wrapped key.bin");
+	is(slurp_file("$d/pg_encryption/key.check"), $check, "$label: and the key check");
+	is(file_mode("$d/pg_encryption/key.bin"), '0600', "$label: key.bin keeps mode 0600");
+	is_deeply([ files_containing($d, $plain) ], [], "$label: no file of the backup holds the plaintext key");
+	ok(-e "$d/standby.signal", "$label: -R wrote standby.signal");
+	my ($rc, undef, $err) = run_datakey([ 'verify', '-D', $d ]);
+	is($rc, 0, "$label: pg_datakey verify with the copied configuration succeeds") or diag($err);
+	$standby->start;
+	like($standby->log, qr/data encryption key loaded and verified/, "$label: the standby starts with the key");
+	$primary->safe_psql("INSERT INTO t SELECT generate_series($rows + 1, $rows + 100)");
+	ok($standby->poll_query('SELECT count(*) FROM t', $rows + 100, 60), "$label: the standby streams");
+	is($standby->safe_psql('SELECT pg_is_in_recovery()'), 't', "$label: it is a standby");
+	$standby->stop;
+}
+
+# --- plain format ------------------------------------------------------------------
+
+my $plainsb = $primary->basebackup('plain', '-R', '-Fp');
+standby_streams($plainsb, 'plain format', 1000);
+
+# --- tar format -------------------------------------------------------------------
+
+my $tardir = "$base/tar";
+command_ok([ 'pg_basebackup', '-D', $tardir, '-h', $primary->sockdir, '-p', $primary->port,
+	'-X', 'stream', '-c', 'fast', '-R', '-Ft' ]);
+ok(-f "$tardir/base.tar" && -f "$tardir/pg_wal.tar", 'tar format: base.tar and pg_wal.tar');
+my $members = command_ok([ 'tar', '-tf', "$tardir/base.tar" ]);
+like($members, qr{^pg_encryption/key\.bin$}m, 'tar format: base.tar holds pg_encryption/key.bin');
+
+# pg_datakey works on data directories: on the tar file, and on the directory
+# that holds the tar files, it says so and exits non-zero.
+for my $target ("$tardir/base.tar", $tardir)
+{
+	my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $target ]);
+	isnt($rc, 0, "pg_datakey verify on $target (not unpacked) fails");
+	like($err, qr/is not a directory|is not a database cluster directory/,
+		'with a message that it needs a data directory');
+	diag("pg_datakey verify -D " . ($target =~ s{.*/}{}r) . ": status $rc: $err");
+}
+
+my $tarsb = $C->new('tarstandby');
+my $td = $tarsb->data_dir;
+mkdir $td, 0700;
+mkdir "$td/pg_wal", 0700;
+command_ok([ 'tar', '-xf', "$tardir/base.tar", '-C', $td ]);
+command_ok([ 'tar', '-xf', "$tardir/pg_wal.tar", '-C', "$td/pg_wal" ]);
+standby_streams($tarsb, 'tar format, unpacked', 1100);
+
+$primary->stop;
+diag(sprintf('wall time: %.1fs', time - $t0));
+done_testing();
