@@ -5,8 +5,11 @@
  *
  * The postmaster (and a single-user backend) calls server_ext_load_key()
  * once, after it has locked the data directory and before it accepts any
- * connection. The key stays in locked memory for the life of the process
- * (children inherit it through fork), for a cipher layer to use.
+ * connection. The key stays in locked memory for the life of the process,
+ * for a cipher layer to use. Children forked from the postmaster get a copy
+ * of the pages but not the lock (mlock() is not inherited across fork()),
+ * so a child's copy can be swapped out; the pages stay out of core dumps
+ * (MADV_DONTDUMP is inherited).
  *
  * The adapter never prints and never exits: the server turns an error into
  * ereport(FATAL) with the error's message, detail and hint.
