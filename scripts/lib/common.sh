@@ -162,17 +162,15 @@ prepare_system() {
         ((need_src)) && ensure_deb_src
         return 0
     fi
+    local -a names=()
+    [[ -n $list ]] && mapfile -t names <<<"$list"
+    local nl=$'\n'
     local msg="this machine lacks what the build needs, and this user cannot install it (not root, no password-less sudo):"
-    [[ -n $list ]] && msg+=$'
-'"  missing packages: $(tr '\n' ' ' <<<"$list")"
-    ((need_src)) && msg+=$'
-'"  no deb-src entry for bookworm: apt-get source postgresql-15 cannot fetch PostgreSQL's source"
-    msg+=$'
-'"Run once as root: $ROOT/scripts/build --system-only"
-    [[ -n $list ]] && msg+=$'
-'"(or, for the packages alone: apt-get install --no-install-recommends $(tr '\n' ' ' <<<"$list"))"
-    ((need_src)) && msg+=$'
-'"(or give a PostgreSQL 15 source tree or tarball with --pg-source)"
+    [[ -n $list ]] && msg+="$nl  missing packages: ${names[*]}"
+    ((need_src)) && msg+="$nl  no deb-src entry for bookworm: apt-get source postgresql-15 cannot fetch PostgreSQL's source"
+    msg+="${nl}Run once as root: $ROOT/scripts/build --system-only"
+    [[ -n $list ]] && msg+="$nl(or, for the packages alone: apt-get install --no-install-recommends ${names[*]})"
+    ((need_src)) && msg+="$nl(or give a PostgreSQL 15 source tree or tarball with --pg-source)"
     die "$msg"
 }
 
