@@ -500,6 +500,12 @@ sub run_store_checks
 		($rc, undef, $err) = datakey('rewrap', '-D', $pgdata, '--timeout=2', '--new-key-wrap-command=' . openssl_wrap($pass),
 			'--new-key-unwrap-command=' . openssl_unwrap($pass), { timeout => 60 });
 		is($rc, 5, "$name: pg_datakey rewrap --timeout=2 times out too (5)") or diag $err;
+		# The server's own bound, data_encryption_key_unwrap_timeout.
+		$node->mark_log;
+		($rc) = $node->start(wait => 60, options => '-c data_encryption_key_unwrap_timeout=2');
+		isnt($rc, 0, "$name: a store that never answers: the server start fails");
+		like($node->log_since_mark, qr/FATAL:  key unwrap command timed out/,
+			"$name: data_encryption_key_unwrap_timeout ended the command, and the log says so");
 		undef $guard;
 		$a{up}->();
 		($rc, undef, $err) = datakey('verify', '-D', $pgdata);
