@@ -18,7 +18,9 @@ struct Journal {
     // removed with the journal.
     std::string new_key_sha256;
     // The configuration file the rewrap chose (--config-file or found), so
-    // that repair updates the same one. Empty in journals of older releases.
+    // that repair updates the same one: relative to the data directory when
+    // it lies inside it, so that a copy of the directory (a restored backup)
+    // is repaired in place. Empty in journals of older releases.
     std::string config_file;
     // The new key file was unwrapped and checked before the commit: the
     // previous one (key.bin.prev) is removed at the end. Without it

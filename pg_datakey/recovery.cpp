@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,6 +111,21 @@ void roll_back(const std::string& datadir) {
     fe_datakey::fsync_path(datadir + "/" + fe_datakey::key_directory, true);
 }
 
+std::string journal_config_path(const std::string& datadir, const std::string& config_file) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path dir = fs::weakly_canonical(datadir, ec);
+    if (ec)
+        return config_file;
+    fs::path file = fs::weakly_canonical(config_file, ec);
+    if (ec)
+        return config_file;
+    fs::path rel = file.lexically_relative(dir);
+    if (rel.empty() || *rel.begin() == "..")
+        return config_file;
+    return rel.string();
+}
+
 void roll_forward(const std::string& datadir, const Journal& journal,
                   const std::string& config_file) {
     std::string key = datadir + "/" + fe_datakey::key_file;
@@ -148,9 +164,11 @@ void roll_forward(const std::string& datadir, const Journal& journal,
                         "\"" +
                             std::string(journal_file) + "\" by hand.");
     }
-    set_configured_unwrap_command(datadir,
-                                  journal.config_file.empty() ? config_file : journal.config_file,
-                                  journal.new_unwrap_command);
+    std::string conf = config_file;
+    if (!journal.config_file.empty())
+        conf = journal.config_file[0] == '/' ? journal.config_file
+                                             : datadir + "/" + journal.config_file;
+    set_configured_unwrap_command(datadir, conf, journal.new_unwrap_command);
     crash_point("after-conf");
     for (const char* tmp : temporary_files)
         remove_file(datadir + "/" + tmp);

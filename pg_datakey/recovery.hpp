@@ -40,6 +40,10 @@ void set_configured_unwrap_command(const std::string& datadir, const std::string
 // True when DATADIR/postgresql.auto.conf sets the unwrap command.
 bool auto_conf_sets_command(const std::string& datadir);
 
+// How the journal names config_file: relative to datadir when it lies
+// inside it, else as it is.
+std::string journal_config_path(const std::string& datadir, const std::string& config_file);
+
 // Both need the rewrap lock held by the caller. `config_file` is used when
 // the journal names none.
 void roll_back(const std::string& datadir);

@@ -107,7 +107,7 @@ RewrapResult rewrap(const RewrapRequest& request) {
     // the new file is key.bin.
     Journal journal;
     journal.new_unwrap_command = request.new_unwrap;
-    journal.config_file = request.config_file;
+    journal.config_file = journal_config_path(datadir, request.config_file);
     journal.new_key_verified = request.verify;
     try {
         journal.new_key_sha256 = file_sha256(datadir + "/" + new_key_file);

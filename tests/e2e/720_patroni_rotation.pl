@@ -49,9 +49,10 @@ ok($kcv, "the key check value to note in the rotation record: $kcv");
 for my $n ($n1, $n2)
 {
 	my ($rc, $out, $err) = run_datakey(
-		[ 'rewrap', '-D', $n->data_dir, "--key-unwrap-command=$unwrap1",
+		[ 'rewrap', '-D', $n->data_dir, '--edit-auto-conf', "--key-unwrap-command=$unwrap1",
 			"--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ]);
-	is($rc, 0, $n->name . ': pg_datakey rewrap to passphrase 2 while the cluster runs') or diag($err);
+	is($rc, 0, $n->name . ': pg_datakey rewrap --edit-auto-conf to passphrase 2 while the cluster runs')
+	  or diag($err);
 	my ($vrc) = run_datakey([ 'verify', '-D', $n->data_dir, "--key-unwrap-command=$unwrap2" ]);
 	is($vrc, 0, $n->name . ': its key opens with passphrase 2');
 }

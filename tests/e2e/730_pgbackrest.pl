@@ -49,6 +49,7 @@ log-level-file=info
 pg1-path=$pg
 pg1-port=$port
 pg1-socket-path=$sock
+pg-version-force=15
 EOF
 mkdir "$base/$_" for qw(pgbackrest-log pgbackrest-lock pgbackrest-spool);
 $primary->append_conf(
