@@ -14,25 +14,23 @@
 namespace fe_datakey {
 namespace {
 
-// Where the fields lie, per pg_control_version. The offsets were obtained
-// on x86_64 Linux with gcc by compiling a program that prints
-// offsetof(ControlFileData, ...) against PostgreSQL 15.18's src/include after
-// configure (pg_config.h present): once as it is (1300), once with
-//     uint32 data_encryption_version;
-//     uint32 data_encryption_key_length;
-// added after data_checksum_version and PG_CONTROL_VERSION set to 1301, as
-// the patch series does. system_identifier (uint64) is at 0,
-// pg_control_version at 8 and catalog_version_no at 12 in both.
-struct Layout {
-    std::uint32_t version;
-    std::size_t encryption_version; // 0: the version has no encryption fields
-    std::size_t encryption_key_length;
-    std::size_t crc; // offset of the crc; it covers bytes [0, crc)
-};
-
-constexpr std::array<Layout, 2> layouts = {{
-    {control_version_stock, 0, 0, 288},
-    {control_version_encryption, 256, 260, 296},
+// Where the fields lie, per pg_control_version, on x86_64 Linux with gcc
+// (the only platform the offsets were measured on): offsetof(ControlFileData,
+// ...) printed by a program compiled against each release's src/include
+// after configure (pg_config.h present), once stock and once with the patch
+// series' switch. system_identifier (uint64) is at 0, pg_control_version at
+// 8 and catalog_version_no at 12 in all of them.
+//  - 15 and 17 share a layout: 17's CheckPoint gained an int wal_level in
+//    what was padding after fullPageWrites.
+//  - 18 adds bool default_char_signedness after data_checksum_version (and
+//    after the encryption fields, in 1801), before the 32-byte nonce.
+constexpr std::array<ControlLayout, 6> layouts = {{
+    {1300, 15, 0, 0, 288},
+    {1301, 15, 256, 260, 296},
+    {1700, 17, 0, 0, 288},
+    {1701, 17, 256, 260, 296},
+    {1800, 18, 0, 0, 292},
+    {1801, 18, 256, 260, 300},
 }};
 
 constexpr std::size_t version_offset = 8;
@@ -63,6 +61,24 @@ std::array<std::uint32_t, 256> make_crc_table() {
 
 } // namespace
 
+const ControlLayout* find_control_layout(std::uint32_t version) noexcept {
+    for (const ControlLayout& l : layouts)
+        if (l.version == version)
+            return &l;
+    return nullptr;
+}
+
+std::string supported_control_versions() {
+    std::string list;
+    for (const ControlLayout& l : layouts) {
+        if (!list.empty())
+            list += ", ";
+        list += std::to_string(l.version) + " (PostgreSQL " + std::to_string(l.pg_major) +
+                (l.has_encryption_fields() ? " with data encryption)" : ")");
+    }
+    return list;
+}
+
 std::uint32_t crc32c(const void* data, std::size_t size) noexcept {
     static const std::array<std::uint32_t, 256> table = make_crc_table();
     const auto* p = static_cast<const unsigned char*>(data);
@@ -79,18 +95,13 @@ ControlFile parse_control_file(const unsigned char* data, std::size_t size,
     ControlFile cf;
     cf.system_identifier = field<std::uint64_t>(data, 0);
     cf.pg_control_version = field<std::uint32_t>(data, version_offset);
-    const Layout* layout = nullptr;
-    for (const Layout& l : layouts)
-        if (l.version == cf.pg_control_version)
-            layout = &l;
+    const ControlLayout* layout = find_control_layout(cf.pg_control_version);
     if (layout == nullptr)
         throw Error(ErrorCode::io,
                     "unsupported pg_control version " + std::to_string(cf.pg_control_version) +
                         " in control file \"" + path + "\"",
-                    "Versions " + std::to_string(control_version_stock) + " (PostgreSQL 15) and " +
-                        std::to_string(control_version_encryption) +
-                        " (PostgreSQL 15 with data encryption) are supported.",
-                    "Use the pg_datakey built for the cluster's PostgreSQL release.");
+                    "Supported versions: " + supported_control_versions() + ".",
+                    "Use a pg_datakey that supports the cluster's PostgreSQL release.");
     if (size < layout->crc + 4)
         invalid(path, "The file has " + std::to_string(size) + " bytes, fewer than version " +
                           std::to_string(layout->version) + " needs.");
@@ -98,7 +109,7 @@ ControlFile parse_control_file(const unsigned char* data, std::size_t size,
         invalid(path, "The CRC of the control file does not match its contents.",
                 "The file is damaged, or was written by a server of another build.");
     cf.catalog_version_no = field<std::uint32_t>(data, catalog_version_offset);
-    if (layout->encryption_version != 0) {
+    if (layout->has_encryption_fields()) {
         cf.has_encryption_fields = true;
         cf.data_encryption_version = field<std::uint32_t>(data, layout->encryption_version);
         cf.data_encryption_key_length = field<std::uint32_t>(data, layout->encryption_key_length);

@@ -1,8 +1,9 @@
 // The pg_control reader: any bytes are parsed or refused with an io error,
 // never read out of bounds. The input is also made into a file with a
-// correct CRC for the encryption layout, which must then parse to exactly
-// the fields at the documented offsets (or be refused for impossible
-// values), so the fuzzer reaches the field checks behind the CRC.
+// correct CRC for one of the encryption layouts (its first byte chooses
+// which), which must then parse to exactly the fields at the documented
+// offsets (or be refused for impossible values), so the fuzzer reaches the
+// field checks behind the CRC.
 #include "fe_datakey/control_file.hpp"
 #include "fe_datakey/error.hpp"
 
@@ -16,11 +17,9 @@ using namespace fe_datakey;
 
 namespace {
 
-// PostgreSQL 15 with the patch series (see control_file.cpp).
 constexpr std::size_t version_offset = 8;
-constexpr std::size_t encryption_version_offset = 256;
-constexpr std::size_t encryption_key_length_offset = 260;
-constexpr std::size_t crc_offset = 296;
+// The versions with encryption fields (see control_file.cpp).
+constexpr std::uint32_t encryption_versions[] = {1301, 1701, 1801};
 
 std::uint32_t u32_at(const std::vector<unsigned char>& b, std::size_t off) {
     std::uint32_t v;
@@ -33,24 +32,25 @@ std::uint32_t u32_at(const std::vector<unsigned char>& b, std::size_t off) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
         ControlFile cf = parse_control_file(data, size, "pg_control");
-        FUZZ_CHECK(cf.pg_control_version == control_version_stock ||
-                   cf.pg_control_version == control_version_encryption);
-        FUZZ_CHECK(cf.has_encryption_fields ==
-                   (cf.pg_control_version == control_version_encryption));
+        const ControlLayout* layout = find_control_layout(cf.pg_control_version);
+        FUZZ_CHECK(layout != nullptr);
+        FUZZ_CHECK(cf.has_encryption_fields == layout->has_encryption_fields());
         if (!cf.has_encryption_fields)
             FUZZ_CHECK(!cf.encrypted() && cf.data_encryption_key_length == 0);
     } catch (const Error& e) {
         FUZZ_CHECK(e.code() == ErrorCode::io);
     }
 
-    std::vector<unsigned char> file(crc_offset + 4 + 64, 0);
+    std::uint32_t version = encryption_versions[size > 0 ? data[0] % 3 : 0];
+    const ControlLayout* layout = find_control_layout(version);
+    FUZZ_CHECK(layout != nullptr && layout->has_encryption_fields());
+    std::vector<unsigned char> file(layout->crc + 4 + 64, 0);
     std::memcpy(file.data(), data, size < file.size() ? size : file.size());
-    std::uint32_t version = control_version_encryption;
     std::memcpy(file.data() + version_offset, &version, sizeof version);
-    std::uint32_t crc = crc32c(file.data(), crc_offset);
-    std::memcpy(file.data() + crc_offset, &crc, sizeof crc);
-    std::uint32_t enc = u32_at(file, encryption_version_offset);
-    std::uint32_t bits = u32_at(file, encryption_key_length_offset);
+    std::uint32_t crc = crc32c(file.data(), layout->crc);
+    std::memcpy(file.data() + layout->crc, &crc, sizeof crc);
+    std::uint32_t enc = u32_at(file, layout->encryption_version);
+    std::uint32_t bits = u32_at(file, layout->encryption_key_length);
     bool possible = enc == 0 ? bits == 0 : (bits == 128 || bits == 256);
     try {
         ControlFile cf = parse_control_file(file.data(), file.size(), "pg_control");

@@ -1,6 +1,7 @@
-// Crafted global/pg_control files: the layout of PostgreSQL 15 on this
-// platform (see control_file.cpp for how the offsets were obtained), with a
-// correct CRC-32C unless told otherwise.
+// Crafted global/pg_control files in the layout the library knows for the
+// version (see control_file.cpp for how the offsets were obtained), with a
+// correct CRC-32C unless told otherwise. An unknown version gets 15's stock
+// layout.
 #pragma once
 
 #include "fe_datakey/control_file.hpp"
@@ -24,10 +25,12 @@ inline std::vector<unsigned char> make_control_file(std::uint32_t version,
     put32(8, version);
     put32(12, 202209061); // catalog_version_no of PostgreSQL 15
     std::size_t crc_at = 288;
-    if (version == 1301) {
-        put32(256, encryption_version);
-        put32(260, key_bits);
-        crc_at = 296;
+    if (const fe_datakey::ControlLayout* layout = fe_datakey::find_control_layout(version)) {
+        crc_at = layout->crc;
+        if (layout->has_encryption_fields()) {
+            put32(layout->encryption_version, encryption_version);
+            put32(layout->encryption_key_length, key_bits);
+        }
     }
     put32(crc_at, fe_datakey::crc32c(data.data(), crc_at));
     return data;

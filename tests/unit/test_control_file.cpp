@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 using namespace fe_datakey;
 
 namespace {
@@ -70,8 +72,42 @@ TEST(ControlFile, StockFileIsNotReadWithTheEncryptionLayout) {
 TEST(ControlFile, UnknownVersionIsAClearError) {
     EXPECT_NE(message_of(make_control_file(1201)).find("unsupported pg_control version 1201"),
               std::string::npos);
-    EXPECT_NE(message_of(make_control_file(1700)).find("unsupported pg_control version 1700"),
+    EXPECT_NE(message_of(make_control_file(1600)).find("unsupported pg_control version 1600"),
               std::string::npos);
+    // The detail lists what is supported.
+    EXPECT_NE(message_of(make_control_file(1600)).find("1801 (PostgreSQL 18 with data encryption)"),
+              std::string::npos);
+}
+
+TEST(ControlFile, EveryReleaseHasAStockAndAnEncryptionLayout) {
+    // (1300 has been the version since PostgreSQL 13.)
+    const std::pair<std::uint32_t, unsigned> releases[] = {{1300, 15}, {1700, 17}, {1800, 18}};
+    for (auto [stock, major] : releases) {
+        SCOPED_TRACE(stock);
+        ControlFile plain = parse(make_control_file(stock));
+        EXPECT_FALSE(plain.has_encryption_fields);
+        EXPECT_FALSE(plain.encrypted());
+        ControlFile enc = parse(make_control_file(stock + 1, 1, 128));
+        EXPECT_TRUE(enc.has_encryption_fields);
+        EXPECT_EQ(enc.data_encryption_key_length, 128u);
+        EXPECT_EQ(find_control_layout(stock + 1)->pg_major, major);
+    }
+}
+
+TEST(ControlFile, Release18KeepsItsCrcAfterTheSignednessFlag) {
+    // 18 stock: bool default_char_signedness at 256 and the nonce after it,
+    // CRC at 292; a file with the CRC at 15's 288 is refused.
+    std::vector<unsigned char> data = make_control_file(1800);
+    EXPECT_FALSE(parse(data).encrypted());
+    std::uint32_t crc = crc32c(data.data(), 288);
+    std::memcpy(data.data() + 288, &crc, 4);
+    std::memset(data.data() + 292, 0, 4);
+    EXPECT_NE(message_of(data).find("CRC"), std::string::npos);
+    // 1801: the fields before the flag, CRC at 300.
+    data = make_control_file(1801, 1, 256);
+    EXPECT_EQ(parse(data).data_encryption_key_length, 256u);
+    data.resize(300);
+    EXPECT_NE(message_of(data).find("300 bytes"), std::string::npos);
 }
 
 TEST(ControlFile, CrcMismatchIsAnError) {

@@ -11,18 +11,33 @@ namespace fe_datakey {
 
 constexpr const char* control_file = "global/pg_control";
 
-// pg_control_version of stock PostgreSQL 15, without the encryption fields.
-constexpr std::uint32_t control_version_stock = 1300;
-// PostgreSQL 15 with the patch series: data_encryption_version and
-// data_encryption_key_length after data_checksum_version.
-constexpr std::uint32_t control_version_encryption = 1301;
+// Where a pg_control_version keeps its fields. Each supported release has
+// two: stock (no encryption fields: such a cluster is not encrypted) and
+// stock + 1, built with the patch series' switch, which adds
+// data_encryption_version and data_encryption_key_length after
+// data_checksum_version.
+struct ControlLayout {
+    std::uint32_t version;          // pg_control_version
+    unsigned pg_major;              // the PostgreSQL release that writes it
+    std::size_t encryption_version; // offsets; 0: no encryption fields
+    std::size_t encryption_key_length;
+    std::size_t crc; // the CRC-32C covers bytes [0, crc)
+
+    bool has_encryption_fields() const noexcept { return encryption_version != 0; }
+};
+
+// The layout of `version`, or nullptr when it is not supported.
+const ControlLayout* find_control_layout(std::uint32_t version) noexcept;
+
+// "1300 (PostgreSQL 15), 1301 (PostgreSQL 15 with data encryption), ...".
+std::string supported_control_versions();
 
 struct ControlFile {
     std::uint64_t system_identifier = 0;
     std::uint32_t pg_control_version = 0;
     std::uint32_t catalog_version_no = 0;
-    // False for a version that has no encryption fields (stock 1300): such
-    // a cluster is not encrypted.
+    // False for a version that has no encryption fields (stock 1300, 1700,
+    // 1800): such a cluster is not encrypted.
     bool has_encryption_fields = false;
     std::uint32_t data_encryption_version = 0;    // 0 = not encrypted
     std::uint32_t data_encryption_key_length = 0; // bits: 0, 128 or 256
