@@ -4,10 +4,70 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 BUILD_DIR=$ROOT/build
-PG_PREFIX=$BUILD_DIR/pg
-PG_SRC=$BUILD_DIR/pg-src
 LOG_DIR=$BUILD_DIR/logs
-PATCH_DIR=$ROOT/patches/pg15
+# libfe_datakey, its adapters and pg_datakey: one installation that every
+# PostgreSQL version links (its pkg-config files carry an rpath).
+LIB_PREFIX=$BUILD_DIR/fe_datakey
+
+# The PostgreSQL major versions with a patch series (patches/pgN), oldest
+# first. Each builds from build/pg-N-src and installs into build/pg-N;
+# build/pg is a link to the newest, the one scripts/demo uses.
+PG_VERSIONS=(15 17 18)
+PG_NEWEST=${PG_VERSIONS[-1]}
+
+# The Debian suite whose source packages list postgresql-N.
+pg_suite() {
+    case $1 in
+    15) echo bookworm ;;
+    17) echo trixie ;;
+    18) echo sid ;;
+    *) return 1 ;;
+    esac
+}
+
+# How each version is built: 15 has only configure; 17 is built with
+# configure and make, 18 with meson, so that both build systems of the
+# newer releases are exercised (docs/building.md).
+pg_build_system() {
+    case $1 in
+    18) echo meson ;;
+    *) echo make ;;
+    esac
+}
+
+# select_pg N: point the PG_* variables at version N.
+select_pg() {
+    pg_suite "$1" >/dev/null || die "PostgreSQL $1 is not supported (supported: ${PG_VERSIONS[*]})"
+    PG_MAJOR=$1
+    PG_PREFIX=$BUILD_DIR/pg-$1
+    PG_SRC=$BUILD_DIR/pg-$1-src
+    PG_BUILD_SYSTEM=$(pg_build_system "$1")
+    # meson builds outside the source tree; make builds in it.
+    if [[ $PG_BUILD_SYSTEM == meson ]]; then
+        PG_OBJ=$BUILD_DIR/pg-$1-meson
+    else
+        PG_OBJ=$PG_SRC
+    fi
+    PATCH_DIR=$ROOT/patches/pg$1
+    SERIES_STATE=$PG_SRC/.fe-series
+    CONFIGURE_STATE=$PG_OBJ/.fe-configure
+}
+
+# parse_pg_versions LIST: the versions of a comma or space separated LIST
+# (as --pg takes it) into SELECTED_PG, checked and in PG_VERSIONS order.
+parse_pg_versions() {
+    local v w
+    local -A want=()
+    for v in ${1//,/ }; do
+        pg_suite "$v" >/dev/null || die "--pg $v: not a supported PostgreSQL version (supported: ${PG_VERSIONS[*]})"
+        want[$v]=1
+    done
+    SELECTED_PG=()
+    for w in "${PG_VERSIONS[@]}"; do
+        [[ -n ${want[$w]:-} ]] && SELECTED_PG+=("$w")
+    done
+    ((${#SELECTED_PG[@]})) || die "--pg: no version given"
+}
 
 # initdb refuses to run as root: when the scripts run as root, everything
 # that builds or runs PostgreSQL runs as this system user instead.
@@ -23,11 +83,11 @@ JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 export CCACHE_DIR=${CCACHE_DIR:-$BUILD_DIR/ccache}
 export CCACHE_BASEDIR=$ROOT
 export CCACHE_NOHASHDIR=1
-# The patched PostgreSQL Makefiles find the library and its adapters with
+# The patched PostgreSQL builds find the library and its adapters with
 # pkg-config, at make time too.
 case ":${PKG_CONFIG_PATH:-}:" in
-*":$PG_PREFIX/lib/pkgconfig:"*) ;;
-*) export PKG_CONFIG_PATH=$PG_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} ;;
+*":$LIB_PREFIX/lib/pkgconfig:"*) ;;
+*) export PKG_CONFIG_PATH=$LIB_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} ;;
 esac
 
 # Debian 12 packages the build and the tests need.
@@ -37,6 +97,9 @@ DEPS=(
     libgtest-dev libbenchmark-dev
     libipc-run-perl libio-pty-perl
     ccache bison flex libreadline-dev zlib1g-dev perl dpkg-dev
+    # PostgreSQL 17 and 18 with meson; source packages not listed any more,
+    # checked against the uploader's signature (fetch_debian_source)
+    meson ninja-build curl debian-keyring
     acl procps python3 clang-format git
     # the fuzz stage: libFuzzer harnesses built with clang
     clang-14 libfuzzer-14-dev
@@ -145,21 +208,23 @@ install_deps() {
     fi
 }
 
-# prepare_system NEED_PG_SOURCE: make sure the machine has every package in
-# DEPS and, when NEED_PG_SOURCE is 1, a deb-src entry that lists
-# postgresql-15. Root does it, a user with password-less sudo does it through
-# sudo; anyone else gets one error that names everything missing and the one
-# command that installs it, before anything has been built or written.
+# prepare_system [VERSION...]: make sure the machine has every package in
+# DEPS and, for each VERSION, a deb-src entry that lists postgresql-VERSION
+# (the versions whose source must come from Debian's archive). Root does
+# it, a user with password-less sudo does it through sudo; anyone else gets
+# one error that names everything missing and the one command that
+# installs it, before anything has been built or written.
 prepare_system() {
-    local need_src=$1 list
+    local list v
+    local -a need_src=()
     list=$(missing_deps "${DEPS[@]}")
-    if ((need_src)) && have_pg_source_package; then
-        need_src=0
-    fi
-    [[ -z $list ]] && ((!need_src)) && return 0
+    for v in "$@"; do
+        have_pg_source_package "$v" || need_src+=("$v")
+    done
+    [[ -z $list ]] && ((${#need_src[@]} == 0)) && return 0
     if find_sudo; then
         install_deps
-        ((need_src)) && ensure_deb_src
+        ((${#need_src[@]} == 0)) || ensure_deb_src "${need_src[@]}"
         return 0
     fi
     local -a names=()
@@ -167,10 +232,12 @@ prepare_system() {
     local nl=$'\n'
     local msg="this machine lacks what the build needs, and this user cannot install it (not root, no password-less sudo):"
     [[ -n $list ]] && msg+="$nl  missing packages: ${names[*]}"
-    ((need_src)) && msg+="$nl  no deb-src entry for bookworm: apt-get source postgresql-15 cannot fetch PostgreSQL's source"
+    for v in "${need_src[@]}"; do
+        msg+="$nl  no deb-src entry for $(pg_suite "$v"): apt-get source postgresql-$v cannot fetch PostgreSQL $v's source"
+    done
     msg+="${nl}Run once as root: $ROOT/scripts/build --system-only"
     [[ -n $list ]] && msg+="$nl(or, for the packages alone: apt-get install --no-install-recommends ${names[*]})"
-    ((need_src)) && msg+="$nl(or give a PostgreSQL 15 source tree or tarball with --pg-source)"
+    ((${#need_src[@]} == 0)) || msg+="$nl(or give a PostgreSQL source tree or tarball with --pg N --pg-source PATH)"
     die "$msg"
 }
 
@@ -181,47 +248,67 @@ DEB_SRC_FILE=/etc/apt/sources.list.d/fe-datakey-src.sources
 # (Not `| grep -q`: under pipefail, grep quitting early fails the pipeline.)
 have_pg_source_package() {
     local out
-    out=$(apt-cache showsrc postgresql-15 2>/dev/null || true)
+    out=$(apt-cache showsrc "postgresql-$1" 2>/dev/null || true)
     [[ $out == *$'\nVersion: '* ]]
 }
 
-# Make sure `apt-cache showsrc postgresql-15` knows versions: add a deb-src
-# entry in a file of our own when the system has none for bookworm (never
-# touching debian.sources), then update the lists. Needs SUDO.
-ensure_deb_src() {
-    if have_pg_source_package; then
+# The deb-src stanzas of a suite: the suite with its updates and security
+# archives where Debian has them (sid has neither).
+deb_src_stanzas() {
+    local suite=$1
+    if [[ $suite == sid ]]; then
+        printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n'
         return 0
     fi
-    local have=0 f
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-        [[ -f $f ]] || continue
-        if grep -Eq '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' "$f" && grep -q bookworm "$f"; then
-            have=1
-        fi
+    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' "$suite" "$suite"
+    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' "$suite"
+}
+
+# ensure_deb_src VERSION...: make sure `apt-cache showsrc postgresql-N`
+# knows versions, for each N: write a deb-src entry in a file of our own for
+# each suite that no other file has one for (never touching
+# debian.sources), then update the lists. Needs SUDO.
+ensure_deb_src() {
+    local v suite f
+    local -A suites=()
+    for v in "$@"; do
+        suites[$(pg_suite "$v")]=1
     done
-    if ((!have)); then
-        step "Adding a deb-src entry for bookworm in $DEB_SRC_FILE"
+    # Our file keeps the suites it had, so that versions not asked for
+    # this time stay fetchable.
+    if [[ -f $DEB_SRC_FILE ]]; then
+        for suite in bookworm trixie sid; do
+            grep -Eq "^Suites:.*(^|[[:space:]])$suite([[:space:]]|\$)" "$DEB_SRC_FILE" && suites[$suite]=1
+        done
+    fi
+    local content="" added=""
+    for suite in bookworm trixie sid; do
+        [[ -n ${suites[$suite]:-} ]] || continue
+        local elsewhere=0
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+            [[ -f $f && $f != "$DEB_SRC_FILE" ]] || continue
+            if grep -Eq '^[[:space:]]*(deb-src[[:space:]]|Types:.*deb-src)' "$f" &&
+                grep -Eq "(^|[[:space:]])$suite([[:space:]]|\$)" "$f"; then
+                elsewhere=1
+            fi
+        done
+        ((elsewhere)) && continue
         # Signed-By must match the value debian.sources uses for the same
         # archive, or apt refuses with "Conflicting values set for option
         # Signed-By".
-        "${SUDO[@]}" tee "$DEB_SRC_FILE" >/dev/null <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb-src
-URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+        content+=$(deb_src_stanzas "$suite")$'\n\n'
+        added+=" $suite"
+    done
+    if [[ -n $content ]]; then
+        step "deb-src entries for${added} in $DEB_SRC_FILE"
+        printf '%s' "${content%$'\n'}" | "${SUDO[@]}" tee "$DEB_SRC_FILE" >/dev/null
     fi
     APT_UPDATED=0
     apt_update
-    have_pg_source_package ||
-        die "apt-cache showsrc postgresql-15 lists no version, even after adding a deb-src entry"
+    for v in "$@"; do
+        have_pg_source_package "$v" ||
+            die "apt-cache showsrc postgresql-$v lists no version, even after adding a deb-src entry for $(pg_suite "$v")"
+    done
 }
 
 # --- the unprivileged user ---------------------------------------------------
@@ -292,7 +379,7 @@ reexec_as_pg_user() {
         "FE_DATAKEY_DELEGATED=1" "JOBS=$JOBS"
     )
     local v
-    for v in CI TERM LANG LC_ALL PG_SOURCE PROVE_FLAGS E2E_PROVE_FLAGS PROVE_TESTS \
+    for v in CI TERM LANG LC_ALL PG_SOURCE FE_DATAKEY_PG_VERSIONS PROVE_FLAGS E2E_PROVE_FLAGS PROVE_TESTS \
         FE_DATAKEY_NO_COLOR FE_DATAKEY_T0 CCACHE_DIR; do
         [[ -n ${!v+x} ]] && envs+=("$v=${!v}")
     done
@@ -300,7 +387,7 @@ reexec_as_pg_user() {
     exec runuser -u "$PG_USER" -- env "${envs[@]}" bash "$script" "$@"
 }
 
-# git on build/pg-src, whoever owns it (root running the scripts by hand
+# git on build/pg-N-src (PG_SRC), whoever owns it (root running the scripts by hand
 # would otherwise trip over git's "dubious ownership" check).
 # The identity is for the commits git am makes (the author comes from the
 # patch) and for git am --abort, which needs one too.

@@ -9,6 +9,10 @@
 #   my ($wrap, $unwrap) = key_commands('name');
 #   my $node = FeDatakey::Cluster->new('primary');
 #   $node->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+#   my $old = FeDatakey::Cluster->new('old', bin => '/path/to/pg-15/bin');
+#
+# A node made with bin => DIR runs that directory's programs (initdb,
+# pg_ctl, psql), so that clusters of several versions live side by side.
 package FeDatakey::Cluster;
 
 use strict;
@@ -43,14 +47,13 @@ sub key_commands
 	return ($wrap, $unwrap);
 }
 
-# pg_upgrade from $old to $new (same binaries), its socket directory the base
-# directory, then @extra.
+# pg_upgrade from $old to $new (each node's own programs, the new one's
+# pg_upgrade), its socket directory the base directory, then @extra.
 sub pg_upgrade_command
 {
 	my ($old, $new, @extra) = @_;
-	my $bindir = pg_bin_dir();
 	return [
-		'pg_upgrade', '-b', $bindir, '-B', $bindir,
+		$new->bin_dir . '/pg_upgrade', '-b', $old->bin_dir, '-B', $new->bin_dir,
 		'-d', $old->data_dir, '-D', $new->data_dir,
 		'-p', $old->port, '-P', $new->port, '-s', $base, @extra
 	];
@@ -58,19 +61,36 @@ sub pg_upgrade_command
 
 sub new
 {
-	my ($class, $name) = @_;
+	my ($class, $name, %opt) = @_;
 	my $self = $class->SUPER::new("$base/$name");
 	$self->{name} = $name;
+	$self->{bin} = $opt{bin} // pg_bin_dir();
 	return $self;
 }
 
 sub name { return $_[0]{name} }
+sub bin_dir { return $_[0]{bin} }
 
-# init(encrypted => 0|1, wrap => CMD, unwrap => CMD, copy_key_from => FILE)
+# The PATH under which this node's programs come first.
+sub _path { return "$_[0]{bin}:$ENV{PATH}" }
+
+for my $method (qw(initdb psql safe_psql postgres_C))
+{
+	my $super = FeDatakey::TestLib::Cluster->can($method) or next;
+	no strict 'refs';
+	*{$method} = sub {
+		my $self = shift;
+		local $ENV{PATH} = $self->_path;
+		return $super->($self, @_);
+	};
+}
+
+# init(encrypted => 0|1, wrap => CMD, unwrap => CMD, copy_key_from => FILE,
+#      initdb_args => [...])
 sub init
 {
 	my ($self, %opt) = @_;
-	my @args = ('--locale=C', '-E', 'UTF8');
+	my @args = ('--locale=C', '-E', 'UTF8', @{ $opt{initdb_args} // [] });
 	if ($opt{encrypted})
 	{
 		push @args, '-y', "--key-wrap-command=$opt{wrap}", "--key-unwrap-command=$opt{unwrap}";
@@ -87,6 +107,7 @@ sub init
 sub start
 {
 	my ($self, %opts) = @_;
+	local $ENV{PATH} = $self->_path;
 	my ($rc, $out, $err) = $self->SUPER::start(%opts);
 	if ($rc != 0)
 	{
@@ -100,6 +121,7 @@ sub start
 sub stop
 {
 	my ($self, %opts) = @_;
+	local $ENV{PATH} = $self->_path;
 	my ($rc, $out, $err) = $self->SUPER::stop(%opts);
 	croak "stop of $self->{name} failed: $out$err" if $rc != 0;
 	return 1;
@@ -108,6 +130,7 @@ sub stop
 sub promote
 {
 	my ($self) = @_;
+	local $ENV{PATH} = $self->_path;
 	command_ok([ 'pg_ctl', '-w', '-D', $self->data_dir, 'promote' ]);
 	return 1;
 }

@@ -1,5 +1,6 @@
-# Shared helpers for the end-to-end tests of fe_datakey against the patched
-# PostgreSQL 15 in build/pg (or FE_DATAKEY_PG_BIN).
+# Shared helpers for the end-to-end tests of fe_datakey against a patched
+# PostgreSQL: FE_DATAKEY_PG_BIN names its programs (scripts/test sets it for
+# each version it tests), else build/pg/bin, the newest version.
 #
 #   use FeDatakey::TestLib;
 #   my $dir  = temp_dir();
@@ -30,7 +31,7 @@ use IO::Socket::INET;
 use IPC::Run ();
 
 our @EXPORT = qw(
-  temp_dir free_port run_command command_ok pg_bin_dir
+  temp_dir free_port run_command command_ok pg_bin_dir pg_major pg_bins
   init_cluster start_server stop_server psql
   passphrase_file rejected_passphrase openssl_wrap openssl_unwrap
   slurp_file write_file file_mode
@@ -50,6 +51,35 @@ sub pg_bin_dir
 	return $ENV{FE_DATAKEY_PG_BIN} // "$REPO/build/pg/bin";
 }
 
+# The major version of the PostgreSQL in $bin (default: pg_bin_dir()).
+my %major_of;
+
+sub pg_major
+{
+	my ($bin) = @_;
+	$bin //= pg_bin_dir();
+	return $major_of{$bin} //= do
+	{
+		my ($rc, $out, $err) = run_command([ "$bin/pg_config", '--version' ]);
+		croak "$bin/pg_config --version failed: $err" if $rc != 0;
+		$out =~ /^PostgreSQL (\d+)/ or croak "cannot read a version from: $out";
+		$1;
+	};
+}
+
+# Every version under test, for the cross-version tests: major => bin
+# directory, from FE_DATAKEY_PG_BINS ("15=/path/bin 17=/path/bin ...").
+sub pg_bins
+{
+	my %bins;
+	for (split ' ', $ENV{FE_DATAKEY_PG_BINS} // '')
+	{
+		my ($v, $dir) = split /=/, $_, 2;
+		$bins{$v} = $dir;
+	}
+	return %bins;
+}
+
 BEGIN
 {
 	delete $ENV{$_} for grep { /^PG/ } keys %ENV;
@@ -64,7 +94,8 @@ BEGIN
 	my $bin = pg_bin_dir();
 	croak "no PostgreSQL programs in $bin (run scripts/build, or set FE_DATAKEY_PG_BIN)"
 	  unless -x "$bin/initdb";
-	$ENV{PATH} = "$bin:$ENV{PATH}";
+	# pg_datakey is installed with the library, outside PostgreSQL's prefix.
+	$ENV{PATH} = "$bin:$REPO/build/fe_datakey/bin:$ENV{PATH}";
 	croak "the end-to-end tests cannot run as root (initdb refuses to)" if $> == 0;
 }
 
