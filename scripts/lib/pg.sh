@@ -87,7 +87,7 @@ fetch_earlier_upload() {
     base=$(apt-get source -q --print-uris "$pkg=$1" 2>/dev/null |
         sed -n "s/^'\\(.*\\)\\/${pkg}_[^/']*\\.dsc' .*/\\1/p" | head -n 1 || true)
     [[ -n $base ]] || return 1
-    local m tries=0 dsc sum tarball
+    local m tries=0 dsc tarball
     for ((m = minor - 1; m >= 0 && tries < 4; m--, tries++)); do
         local v=$PG_MAJOR.$m
         dsc=${pkg}_$v-$rev.dsc
@@ -98,24 +98,43 @@ fetch_earlier_upload() {
             note "$dsc is not on the mirror"
             continue
         fi
-        if ! gpgv --keyring /usr/share/keyrings/debian-keyring.gpg "$dl/$dsc.part" \
-            >>"$LOG_DIR/apt-source-$PG_MAJOR.log" 2>&1; then
-            rm -f "$dl/$dsc.part"
-            die "$dsc from $base has no valid signature of a Debian developer (gpgv, debian-keyring): refusing it"
-        fi
-        mv "$dl/$dsc.part" "$dl/$dsc"
-        sum=$(awk -v f="$tarball" '/^Checksums-Sha256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }' "$dl/$dsc")
-        [[ -n $sum ]] || die "$dsc lists no $tarball"
         curl -fsS --retry 2 -o "$dl/$tarball.part" "$base/$tarball" 2>>"$LOG_DIR/apt-source-$PG_MAJOR.log" ||
             die "$base/$tarball could not be downloaded"
-        [[ $(sha256sum "$dl/$tarball.part" | cut -d' ' -f1) == "$sum" ]] ||
-            die "$tarball from $base does not match the SHA-256 that the signed $dsc gives"
+        if ! verify_debian_upload "$dl/$dsc.part" "$dl/$tarball.part" "$tarball" \
+            2>>"$LOG_DIR/apt-source-$PG_MAJOR.log"; then
+            rm -f "$dl/$dsc.part" "$dl/$tarball.part"
+            die "$dsc from $base: $VERIFY_ERROR; refusing it"
+        fi
+        mv "$dl/$dsc.part" "$dl/$dsc"
         mv "$dl/$tarball.part" "$dl/$tarball"
         note "$dsc: signature and tarball checksum verified"
         PG_TARBALL=$dl/$tarball
         return 0
     done
     return 1
+}
+
+# verify_debian_upload DSC TARBALL NAME: DSC carries a valid signature from
+# the Debian keyring, and TARBALL's SHA-256 is the one DSC gives for the
+# file NAME. On failure VERIFY_ERROR says what is wrong.
+verify_debian_upload() {
+    local dsc=$1 tarball=$2 name=$3 sum
+    if ! gpgv --keyring /usr/share/keyrings/debian-keyring.gpg "$dsc" >&2; then
+        VERIFY_ERROR="no valid signature of a Debian developer (gpgv, debian-keyring)"
+        return 1
+    fi
+    # Only the signed part counts: gpgv checked it, and nothing else of the
+    # file is read.
+    sum=$(sed -n '/^-----BEGIN PGP SIGNED MESSAGE-----$/,/^-----BEGIN PGP SIGNATURE-----$/p' "$dsc" |
+        awk -v f="$name" '/^Checksums-Sha256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }')
+    if [[ -z $sum ]]; then
+        VERIFY_ERROR="it lists no SHA-256 for $name"
+        return 1
+    fi
+    if [[ $(sha256sum "$tarball" | cut -d' ' -f1) != "$sum" ]]; then
+        VERIFY_ERROR="$name does not match the SHA-256 that the signed .dsc gives"
+        return 1
+    fi
 }
 
 # extract_tarball TARBALL DEST: DEST becomes the tree (top directory stripped).
