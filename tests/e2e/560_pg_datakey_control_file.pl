@@ -20,7 +20,9 @@ my @rewrap = ('--new-key-wrap-command=-', '--new-key-unwrap-command=-');
 my ($rc, $out, $err) = run_command([ 'pg_controldata', $pgdata ]);
 like($out, qr/^Data encryption version:\s+1$/m, 'pg_controldata: initdb -y recorded encryption');
 my $status = datakey_json($pgdata);
-is($status->{pg_control_version}, 1301, 'status --json: pg_control version');
+# The series' pg_control version: stock + 1 (1300 since PostgreSQL 13).
+my $control_version = { 15 => 1301, 17 => 1701, 18 => 1801 }->{ pg_major() };
+is($status->{pg_control_version}, $control_version, 'status --json: pg_control version');
 is($status->{data_encryption_version}, 1, 'status --json: data_encryption_version');
 is($status->{data_encryption_key_length}, 128, 'status --json: data_encryption_key_length');
 ($rc, $out) = run_datakey([ 'status', '-D', $pgdata ]);
