@@ -101,8 +101,9 @@ DEPS=(
     # checked against the uploader's signature (fetch_debian_source)
     meson ninja-build curl debian-keyring
     acl procps python3 clang-format git
-    # the fuzz stage: libFuzzer harnesses built with clang
-    clang-14 libfuzzer-14-dev
+    # the fuzz stage: libFuzzer harnesses built with clang (-fsanitize=fuzzer,address
+    # links clang's runtime libraries, which libclang-rt-14-dev has)
+    clang-14 libfuzzer-14-dev libclang-rt-14-dev
     # the key stores of tests/e2e/6xx_keystore_*.pl: PKCS#11, KMIP, Tang, TPM 2.0
     softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
     # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
