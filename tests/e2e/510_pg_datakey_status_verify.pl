@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # pg_datakey status and verify on an encrypted cluster: output, JSON, warnings,
 # and one exit status per kind of failure.
 use strict;

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # pg_datakey rewrap: passphrase rotation with openssl, "-" to a passphrase and
 # back, failing, garbage-writing and hanging wrap commands, and the server
 # starting with the new passphrase only.

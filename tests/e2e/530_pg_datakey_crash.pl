@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # kill -9 of pg_datakey at every step of the rewrap protocol (and of repair),
 # key.bin.prev's steps included:
 # status reports the state, the cluster stays startable or repairable, and

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # Two concurrent rewraps (the second refused by the lock, nothing damaged),
 # and a rewrap while the server runs followed by a restart.
 use strict;

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # The Debian/Ubuntu layout: postgresql.conf, pg_hba.conf and pg_ident.conf in
 # their own directory, the server started with config_file, hba_file and
 # ident_file. pg_datakey finds the configuration the server reads (or is

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # The last key.bin known to unwrap is never lost to a wrap that was not
 # checked: a wrap command that exits 0 but writes junk (a key service's error
 # body), with and without --no-verify.

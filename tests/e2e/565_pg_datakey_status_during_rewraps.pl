@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # status is for monitoring: polled in a tight loop, it never makes a rewrap or
 # repair fail. 20 rewraps back and forth while status runs without pause.
 use strict;

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # postgresql.auto.conf belongs to the server while it runs (ALTER SYSTEM):
 # pg_datakey never uses the server's temporary name, and while a postmaster
 # holds the data directory it refuses to rewrite postgresql.auto.conf unless

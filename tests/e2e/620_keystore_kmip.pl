@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # The README's KMIP recipe, run as written against a PyKMIP server started
 # here over TLS on 127.0.0.1 (certificates made by the test), with the
 # project's client contrib/kmip-datakey: initdb -y and a server with a key

@@ -1,3 +1,6 @@
+# Versions: newest
+# (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
+#
 # The README's Tang recipe, run as written against tangd served by socat on
 # 127.0.0.1 (keys made by tangd-keygen, the thumbprint by the README's
 # line): initdb -y and a server with the key bound to Tang; rewrap from a

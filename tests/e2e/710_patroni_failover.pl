@@ -1,3 +1,6 @@
+# Versions: 15
+# (Debian 12's Patroni 3.0 and pgBackRest 2.45 predate PostgreSQL 17 and 18)
+#
 # An encrypted cluster under Patroni 3.0 and etcd 3.4: three etcd members and
 # three Patroni nodes on 127.0.0.1, bootstrapped with initdb --data-encryption
 # through Patroni's bootstrap configuration, replicas made by pg_basebackup,

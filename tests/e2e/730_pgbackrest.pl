@@ -1,3 +1,6 @@
+# Versions: 15
+# (Debian 12's Patroni 3.0 and pgBackRest 2.45 predate PostgreSQL 17 and 18)
+#
 # pgBackRest 2.45 and an encrypted cluster: a stanza on a local repository,
 # WAL archiving through archive_command, full, differential and incremental
 # backups, a restore into a new data directory with point-in-time recovery to
