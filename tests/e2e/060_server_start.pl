@@ -41,7 +41,11 @@ is($node->psql("select context from pg_settings where name = 'data_encryption_ke
 $node->psql('create role alice login');
 my ($prc, $pout, $perr) = $node->psql('show data_encryption_key_unwrap_command', env => { PGUSER => 'alice' });
 isnt($prc, 0, 'a non-superuser cannot SHOW the setting');
-like($perr, qr/must be superuser or have privileges of pg_read_all_settings to examine "data_encryption_key_unwrap_command"/,
+# (PostgreSQL's own wording, which 16 changed.)
+like($perr,
+	pg_major() >= 16
+	? qr/permission denied to examine "data_encryption_key_unwrap_command"/
+	: qr/must be superuser or have privileges of pg_read_all_settings to examine "data_encryption_key_unwrap_command"/,
 	'says why');
 is(scalar $node->psql("select count(*) from pg_settings where name = 'data_encryption_key_unwrap_command' and setting <> ''",
 		env => { PGUSER => 'alice' }),
