@@ -210,6 +210,7 @@ PG_CONFIGURE_ARGS=(
     --without-icu
     --enable-debug
     --enable-depend
+    --with-datakey
     "CC=ccache gcc"
 )
 
