@@ -52,7 +52,7 @@ sub refused
 	is($rc, 0, 'pg_upgrade of that cluster') or diag $out . $err;
 	$new->start;
 	is($new->safe_psql('SELECT count(*) FROM t'), '500', 'the upgraded cluster has the data');
-	is($new->safe_psql('SELECT data_encryption_version, data_encryption_key_length FROM pg_control_init()'),
+	is($new->safe_psql("SELECT current_setting('data_encryption_version'), current_setting('data_encryption_key_length')"),
 		'1|128', 'and is encrypted');
 	$new->stop;
 	# The old cluster is usable again (copy mode): give its auto.conf back.

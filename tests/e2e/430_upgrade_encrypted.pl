@@ -179,7 +179,8 @@ is(slurp_file($new->data_dir . '/pg_encryption/key.bin'), $new_key,
 like($o, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 # Its description starts in pg_upgrade's own column, as --check's does.
 my ($column) = $o =~ /^(  -c, --check\s+)check clusters/m;
-like($o, qr/^      --key-unwrap-command=COMMAND\n {${\ length $column}}command that unwraps/m,
+# pg_upgrade's long-only options start in column 3, like --clone.
+like($o, qr/^  --key-unwrap-command=COMMAND {${\ (length($column) - 30)}}command that unwraps/m,
 	'--help: the description in pg_upgrade\'s column');
 
 done_testing();
