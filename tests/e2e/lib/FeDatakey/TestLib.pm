@@ -246,6 +246,22 @@ sub files_containing
 #   an exit code.
 #   opts: env => { NAME => value or undef to unset }, stdin => string,
 #         cwd => dir, timeout => seconds.
+# The program $name as the current PATH finds it. IPC::Run remembers where
+# it found a program for the rest of the process, so a test that runs the
+# programs of several PostgreSQL versions by changing PATH must look it up
+# itself.
+sub _in_path
+{
+	my ($name) = @_;
+	return $name if $name =~ m{/};
+	for my $dir (split /:/, $ENV{PATH} // '')
+	{
+		my $path = ($dir eq '' ? '.' : $dir) . "/$name";
+		return $path if -f $path && -x _;
+	}
+	return $name;
+}
+
 sub run_command
 {
 	my ($cmd, %opts) = @_;
@@ -257,6 +273,7 @@ sub run_command
 		if (defined $v) { $ENV{$k} = $v }
 		else { delete $ENV{$k} }
 	}
+	$cmd = [ _in_path($cmd->[0]), @{$cmd}[ 1 .. $#$cmd ] ];
 	my @init = defined $opts{cwd} ? (init => sub { chdir $opts{cwd} or die "chdir: $!" }) : ();
 	my $timer = IPC::Run::timeout($opts{timeout} // $TIMEOUT);
 	eval {
