@@ -62,6 +62,24 @@ like($node->log, qr/LOG:  running data encryption key unwrap command from config
 	'the log says where the command came from');
 ok($node->stop, 'stop');
 
+# postgres -C of these read-only settings (computed at run time, like
+# data_checksums) reads pg_control, and never the key: with an unwrap command
+# that would fail, and one that would leave a mark, it prints the state and
+# exits 0, and the command has not run.
+my $mark = "$dir/unwrap-ran";
+for my $setting ([ 'data_encryption_version', '1' ], [ 'data_encryption_key_length', '256' ])
+{
+	($rc, $out, $err) = run_command(
+		[ 'postgres', '-D', $pgdata, '-C', $setting->[0] ],
+		env => { PGDATAKEYUNWRAPCMD => undef });
+	is("$rc $out", "0 $setting->[1]\n", "postgres -C $setting->[0] reads pg_control") or diag $err;
+}
+($rc, $out, $err) = run_command(
+	[ 'postgres', '-D', $pgdata, '-C', 'shared_memory_size',
+		'-c', "data_encryption_key_unwrap_command=touch $mark; false" ]);
+is($rc, 0, 'postgres -C of another computed setting succeeds with a failing unwrap command') or diag $err;
+ok(!-e $mark, 'and the unwrap command did not run');
+
 my $plain_node = FeDatakey::TestLib::Cluster->new($plain);
 ok($plain_node->start, 'the unencrypted cluster starts') or diag $plain_node->log;
 is($plain_node->psql("select current_setting('data_encryption_version'), current_setting('data_encryption_key_length')"),
