@@ -2,7 +2,7 @@
 #
 # pg_upgrade of encrypted clusters from one major version to a newer one
 # (every pair of the versions under test: 15->17, 15->18, 17->18), in
-# --copy and --link mode.  The old cluster's key is wrapped under
+# --copy and --link mode, and --swap into 18.  The old cluster's key is wrapped under
 # passphrase A; the new cluster is made by the new version's initdb with
 # --copy-key-from and wrapped under passphrase B.  Both clusters name the
 # same unwrap command, which reads the passphrase file named after the data
@@ -109,7 +109,8 @@ for my $i (0 .. $#versions)
 for my $pair (@pairs)
 {
 	my ($from, $to) = @$pair;
-	for my $mode ('--copy', '--link')
+	# --swap (new in 18) moves the old cluster's directories into the new one.
+	for my $mode ('--copy', '--link', $to >= 18 ? ('--swap') : ())
 	{
 		my $label = "$from -> $to $mode";
 		my $old = old_cluster($from);
