@@ -44,6 +44,10 @@ $ENV{TESTDIR} = $dir;
 $ENV{TESTDATADIR} = "$dir/tmp_check";
 $ENV{TESTLOGDIR} = "$dir/log";
 make_path($ENV{TESTDATADIR}, $ENV{TESTLOGDIR});
+# One port lock directory for every test (prove -j runs several at once),
+# as PostgreSQL's build tree has one for all its suites.
+$ENV{PG_TEST_PORT_DIR} = "$FeDatakey::TestLib::REPO/build/e2e/portlock";
+make_path($ENV{PG_TEST_PORT_DIR});
 
 sub major { return $major }
 
