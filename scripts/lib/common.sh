@@ -256,15 +256,30 @@ have_pg_source_package() {
 }
 
 # The deb-src stanzas of a suite: the suite with its updates and security
-# archives where Debian has them (sid has neither).
+# archives where Debian has them (sid has neither). For a suite other than
+# the system's own, apt is told not to refuse a Release file past its
+# Valid-Until: a mirror that is a snapshot serves sid's (valid a week) long
+# after it expired, and apt-get update then fails. The Release file is
+# still checked against Debian's archive key, and the sources against its
+# hashes. (Not for the system's own suite: its binary entries would then
+# conflict with ours on that option.)
 deb_src_stanzas() {
-    local suite=$1
+    local suite=$1 opts=""
+    [[ $suite != "$(system_codename)" ]] && opts='Check-Valid-Until: no\n'
     if [[ $suite == sid ]]; then
-        printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n'
+        printf "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: sid\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n${opts}\n"
         return 0
     fi
-    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' "$suite" "$suite"
-    printf 'Types: deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n' "$suite"
+    printf "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: %s %s-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n${opts}\n" "$suite" "$suite"
+    printf "Types: deb-src\nURIs: http://deb.debian.org/debian-security\nSuites: %s-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n${opts}\n" "$suite"
+}
+
+# The system's Debian codename (bookworm on Debian 12), or nothing.
+system_codename() {
+    (
+        # shellcheck disable=SC1091
+        [[ -r /etc/os-release ]] && . /etc/os-release && printf '%s' "${VERSION_CODENAME:-}"
+    ) || true
 }
 
 # ensure_deb_src VERSION...: make sure `apt-cache showsrc postgresql-N`
