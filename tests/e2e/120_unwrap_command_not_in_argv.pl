@@ -10,11 +10,13 @@
 use strict;
 use warnings;
 
+use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
 use Test::More;
+use File::Copy qw(copy);
 use IPC::Run ();
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
-use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(files_containing);
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -79,13 +81,15 @@ sub run_scanning
 	return ($h->result(0), $out . $err, [ values %hits ], $scans);
 }
 
-# Every file below the given directories that holds the marker.
+# Every file below the given directories, or given itself, that holds the
+# marker.
 sub leaks
 {
 	my @hits;
-	for my $dir (@_)
+	for my $path (@_)
 	{
-		push @hits, map { "$dir/$_" } files_containing($dir, $marker);
+		if (-d $path) { push @hits, map { "$path/$_" } files_containing($path, $marker) }
+		elsif (-e $path && index(slurp_file($path), $marker) >= 0) { push @hits, $path }
 	}
 	return @hits;
 }
@@ -95,21 +99,27 @@ my $old = $C->new('old');
 $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 {
 	# A copy with the setting emptied: the environment supplies the command.
-	$old->append_conf("data_encryption_key_unwrap_command = ''\n");
-	$old->start(env => { PGDATAKEYUNWRAPCMD => $marked });
-	like($old->log, qr/LOG:  running data encryption key unwrap command from environment variable "PGDATAKEYUNWRAPCMD"/,
+	$old->append_conf('postgresql.conf', "data_encryption_key_unwrap_command = ''");
+	{
+		local $ENV{PGDATAKEYUNWRAPCMD} = $marked;
+		$old->start;
+	}
+	like(slurp_file($old->logfile),
+		qr/LOG:  running data encryption key unwrap command from environment variable "PGDATAKEYUNWRAPCMD"/,
 		'a server with an empty setting takes the command from PGDATAKEYUNWRAPCMD and says so');
-	unlike($old->log, qr/\Q$marker\E/, 'the log does not hold the command');
+	unlike(slurp_file($old->logfile), qr/\Q$marker\E/, 'the log does not hold the command');
 	ok(!-e $evaluated, 'nothing was evaluated');
-	$old->safe_psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g");
+	$old->safe_psql('postgres', "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 100) g");
 	$old->stop;
 
-	my ($rc) = FeDatakey::TestLib::Cluster::start($old, env => { PGDATAKEYUNWRAPCMD => undef }, wait => 30);
-	isnt($rc, 0, 'without the variable that server does not start');
-	like($old->log, qr/FATAL:  data encryption key unwrap command not configured/, 'and says why');
+	my $offset = -s $old->logfile;
+	ok(!$old->start(fail_ok => 1), 'without the variable that server does not start');
+	like(slurp_file($old->logfile, $offset), qr/FATAL:  data encryption key unwrap command not configured/,
+		'and says why');
 
 	# Back to the configured command.
-	$old->append_conf("data_encryption_key_unwrap_command = '" . ($unwrap =~ s/'/''/gr) . "'\n");
+	$old->append_conf('postgresql.conf',
+		"data_encryption_key_unwrap_command = '" . ($unwrap =~ s/'/''/gr) . "'");
 }
 
 # --- pg_upgrade with the command in the environment ----------------------------------------------
@@ -125,20 +135,20 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	is($rc, 0, 'pg_upgrade with the command in PGDATAKEYUNWRAPCMD') or diag $out;
 	cmp_ok($scans, '>', 10, "the process table was scanned while pg_upgrade ran ($scans scans)");
 	is_deeply($hits, [], 'no process showed the command on its command line');
-	is_deeply([ leaks($old->data_dir, $new->data_dir, $old->sockdir, $new->sockdir) ], [],
+	is_deeply([ leaks($old->data_dir, $new->data_dir, $new->host, $old->logfile, $new->logfile) ], [],
 		'no postmaster.opts, server log or pg_upgrade log holds it');
 	like(slurp_file($new->data_dir . '/postmaster.opts'), qr/"data_encryption_key_unwrap_command="/,
 		'the servers were told to take the command from the environment');
 	ok(!-e $evaluated, 'nothing was evaluated');
 
 	# pg_ctl restart re-reads postmaster.opts through the shell.
-	my ($src, $sout, $serr) = run_command(
+	my ($src, $sout, $serr) = FeDatakey::TestLib::run_command(
 		[ 'pg_ctl', '-w', '-t', '60', '-D', $new->data_dir, '-l', $new->logfile, 'restart' ],
 		env => { PGDATAKEYUNWRAPCMD => $marked });
 	is($src, 0, 'pg_ctl restart from the postmaster.opts pg_upgrade left') or diag $sout . $serr;
 	ok(!-e $evaluated, 'pg_ctl restart evaluated nothing');
-	command_ok([ 'pg_ctl', '-w', '-D', $new->data_dir, 'stop' ]);
-	is_deeply([ leaks($new->data_dir, $new->sockdir) ], [], 'still no file holds the command');
+	system_or_bail('pg_ctl', '-w', '-D', $new->data_dir, 'stop');
+	is_deeply([ leaks($new->data_dir, $new->host, $new->logfile) ], [], 'still no file holds the command');
 }
 
 # --- pg_rewind with the command as its option, target crashed ---------------------------------------
@@ -146,21 +156,25 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	my $primary = $C->new('primary');
 	$primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	$primary->start;
-	$primary->safe_psql("CREATE TABLE t (id int PRIMARY KEY, src text);
+	$primary->safe_psql('postgres', "CREATE TABLE t (id int PRIMARY KEY, src text);
 		INSERT INTO t SELECT g, 'base' FROM generate_series(1, 100) g;");
 	my $standby = $primary->basebackup('standby', '-R');
 	$standby->start;
-	$primary->safe_psql("INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
-	ok($standby->poll_query("SELECT count(*) FROM t", '110'), 'the standby streams');
+	$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
+	ok($standby->poll_query_until('postgres', "SELECT count(*) FROM t", '110'), 'the standby streams');
 	$standby->promote;
-	$standby->safe_psql("INSERT INTO t SELECT g, 'new' FROM generate_series(201, 250) g; CHECKPOINT;");
-	$primary->safe_psql("INSERT INTO t SELECT g, 'old' FROM generate_series(301, 340) g");
+	$standby->safe_psql('postgres', "INSERT INTO t SELECT g, 'new' FROM generate_series(201, 250) g; CHECKPOINT;");
+	$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'old' FROM generate_series(301, 340) g");
 	# Crashed: pg_rewind runs single-user recovery on it first.
-	$primary->stop(mode => 'immediate');
+	$primary->stop('immediate');
+	# pg_rewind copies postgresql.conf from the source: the old primary
+	# keeps its own, which names its port and socket directory.
+	my $conf = $primary->data_dir . '/postgresql.conf';
+	copy($conf, "$base/postgresql.conf.primary") or die "copy: $!";
 
 	my ($rc, $out, $hits, $scans) = run_scanning(
 		[
-			'pg_rewind', '-D', $primary->data_dir, '--source-server=' . $standby->connstr,
+			'pg_rewind', '-D', $primary->data_dir, '--source-server=' . $standby->connstr('postgres'),
 			'-R', "--key-unwrap-command=$marked"
 		],
 		allow_self => 'pg_rewind');
@@ -168,12 +182,13 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	cmp_ok($scans, '>', 3, "the process table was scanned while pg_rewind ran ($scans scans)");
 	is_deeply($hits, [], "no process but pg_rewind itself showed the command on its command line");
 	unlike($out, qr/\Q$marker\E/, "pg_rewind's messages do not hold it");
-	is_deeply([ leaks($primary->data_dir, $standby->data_dir, $primary->sockdir, $standby->sockdir) ], [],
-		'no postmaster.opts or log holds it');
+	is_deeply([ leaks($primary->data_dir, $standby->data_dir, $primary->host, $primary->logfile, $standby->logfile) ],
+		[], 'no postmaster.opts or log holds it');
 	ok(!-e $evaluated, 'nothing was evaluated');
 
+	copy("$base/postgresql.conf.primary", $conf) or die "copy: $!";
 	$primary->start;
-	ok($primary->poll_query("SELECT count(*) FROM t WHERE src = 'new'", '50'),
+	ok($primary->poll_query_until('postgres', "SELECT count(*) FROM t WHERE src = 'new'", '50'),
 		'the rewound node follows the new primary');
 	$primary->stop;
 	$standby->stop;

@@ -7,9 +7,10 @@
 use strict;
 use warnings;
 
-use Test::More;
-use FeDatakey::TestLib;
 use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FeDatakey::TestLib qw(write_file);
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -19,7 +20,7 @@ my ($wrap, $unwrap) = key_commands('control');
 my $old = $C->new('old');
 $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 $old->start;
-$old->safe_psql("CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 500) g");
+$old->safe_psql('postgres', "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 500) g");
 $old->stop;
 
 sub new_encrypted
@@ -35,7 +36,7 @@ sub new_encrypted
 sub refused
 {
 	my ($cmd, $name, $re) = @_;
-	my ($rc, $out, $err) = run_command($cmd);
+	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd);
 	isnt($rc, 0, "$name: refused");
 	like($out . $err, $re, "$name: says why");
 }
@@ -44,19 +45,19 @@ sub refused
 {
 	my $new = new_encrypted('new');
 	unlink $old->data_dir . '/postgresql.auto.conf' or die "unlink: $!";
-	my ($rc, $out, $err) = run_command(pg_upgrade_command($old, $new, '--check'));
+	my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, '--check'));
 	is($rc, 0, 'pg_upgrade --check of a cluster without postgresql.auto.conf, configured command')
 	  or diag $out . $err;
 	like($out, qr/Checking data encryption keys\s+ok/, 'the key check passed');
-	($rc, $out, $err) = run_command(pg_upgrade_command($old, $new));
+	($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new));
 	is($rc, 0, 'pg_upgrade of that cluster') or diag $out . $err;
 	$new->start;
-	is($new->safe_psql('SELECT count(*) FROM t'), '500', 'the upgraded cluster has the data');
-	is($new->safe_psql("SELECT current_setting('data_encryption_version'), current_setting('data_encryption_key_length')"),
+	is($new->safe_psql('postgres', 'SELECT count(*) FROM t'), '500', 'the upgraded cluster has the data');
+	is($new->safe_psql('postgres', "SELECT current_setting('data_encryption_version'), current_setting('data_encryption_key_length')"),
 		'1|128', 'and is encrypted');
 	$new->stop;
 	# The old cluster is usable again (copy mode): give its auto.conf back.
-	$old->append_conf('', 'postgresql.auto.conf');
+	$old->append_conf('postgresql.auto.conf', '');
 }
 
 # --- pg_upgrade refusals ------------------------------------------------------------------------

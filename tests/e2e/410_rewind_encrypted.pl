@@ -5,19 +5,19 @@
 use strict;
 use warnings;
 
-use Test::More;
-use FeDatakey::TestLib;
 use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Copy qw(copy);
 
 my $C = 'FeDatakey::Cluster';
-chdir $C->base_dir;
 
 my ($wrap, $unwrap) = key_commands('rewind');
 
 sub rows
 {
 	my ($node, $src) = @_;
-	return $node->safe_psql("SELECT count(*) FROM t WHERE src = '$src'");
+	return $node->safe_psql('postgres', "SELECT count(*) FROM t WHERE src = '$src'");
 }
 
 my $n = 0;
@@ -31,7 +31,7 @@ sub scenario
 	my $primary = $C->new("primary$n");
 	$primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	$primary->start;
-	$primary->safe_psql(
+	$primary->safe_psql('postgres',
 		"CREATE TABLE t (id int PRIMARY KEY, src text);
 		 INSERT INTO t SELECT g, 'base' FROM generate_series(1, 100) g;");
 
@@ -43,21 +43,21 @@ sub scenario
 		slurp_file($primary->data_dir . '/pg_encryption/key.check'),
 		"$label: pg_basebackup copied the key check");
 	$standby->start;
-	$primary->safe_psql("INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
-	ok($standby->poll_query("SELECT count(*) FROM t", '110'),
+	$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'streamed' FROM generate_series(101, 110) g");
+	ok($standby->poll_query_until('postgres', "SELECT count(*) FROM t", '110'),
 		"$label: standby streams from the encrypted primary");
 
 	# Failover, then both sides write.
 	$standby->promote;
-	$standby->safe_psql(
+	$standby->safe_psql('postgres',
 		"INSERT INTO t SELECT g, 'new primary' FROM generate_series(201, 250) g; CHECKPOINT;");
-	$primary->safe_psql("INSERT INTO t SELECT g, 'old primary' FROM generate_series(301, 340) g");
-	$primary->stop(mode => $s{stop});
+	$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'old primary' FROM generate_series(301, 340) g");
+	$primary->stop($s{stop});
 
 	my @cmd = ('pg_rewind', '-D', $primary->data_dir);
 	if ($s{source} eq 'server')
 	{
-		push @cmd, '--source-server=' . $standby->connstr, '-R';
+		push @cmd, '--source-server=' . $standby->connstr('postgres'), '-R';
 	}
 	else
 	{
@@ -74,31 +74,37 @@ sub scenario
 	if ($s{stop} eq 'fast')
 	{
 		my $before = $primary->snapshot;
-		($rc, $out, $err) = run_command([ @cmd, '-n' ], env => \%env);
+		($rc, $out, $err) = FeDatakey::TestLib::run_command([ @cmd, '-n' ], env => \%env);
 		is($rc, 0, "$label: dry run succeeds") or diag($err);
 		is_deeply($primary->snapshot, $before, "$label: dry run changed nothing");
 	}
 
 	my $key_before = slurp_file($primary->data_dir . '/pg_encryption/key.bin');
-	($rc, $out, $err) = run_command(\@cmd, env => \%env);
+	# pg_rewind copies postgresql.conf from the source: the old primary
+	# keeps its own, which names its port and socket directory.
+	my $conf = $primary->data_dir . '/postgresql.conf';
+	my $own = $C->base_dir . "/postgresql.conf.$n";
+	copy($conf, $own) or die "copy: $!";
+	($rc, $out, $err) = FeDatakey::TestLib::run_command(\@cmd, env => \%env);
 	is($rc, 0, "$label: pg_rewind succeeds") or diag($err);
 	unlike($err, qr/openssl|pass/i, "$label: unwrap command not echoed");
 	is(slurp_file($primary->data_dir . '/pg_encryption/key.bin'),
 		$key_before, "$label: target kept its own key file");
 
-	# postgresql.conf came from the source (each node's port and socket
-	# directory are given to the server at start): make the old primary a
-	# standby of the new primary.
+	copy($own, $conf) or die "copy: $!";
+
+	# From a data directory there is no -R: make the old primary a standby
+	# of the new primary (in postgresql.auto.conf, which came from the
+	# source too and names the old primary).
 	if ($s{source} eq 'pgdata')
 	{
 		$standby->start;
-		$primary->append_conf(
-			"primary_conninfo = '" . $standby->connstr . "'\n", 'postgresql.auto.conf');
-		write_file($primary->data_dir . '/standby.signal', '');
+		$primary->append_conf('postgresql.auto.conf', "primary_conninfo = '" . $standby->connstr . "'");
+		$primary->set_standby_mode;
 	}
 	$primary->start;
-	$standby->safe_psql("INSERT INTO t SELECT g, 'after rewind' FROM generate_series(401, 420) g");
-	ok($primary->poll_query("SELECT count(*) FROM t", '180'),
+	$standby->safe_psql('postgres', "INSERT INTO t SELECT g, 'after rewind' FROM generate_series(401, 420) g");
+	ok($primary->poll_query_until('postgres', "SELECT count(*) FROM t", '180'),
 		"$label: rewound old primary follows the new primary");
 	is(rows($primary, 'base') . '/' . rows($primary, 'streamed') . '/'
 		  . rows($primary, 'new primary') . '/' . rows($primary, 'after rewind') . '/'
@@ -106,7 +112,7 @@ sub scenario
 		'100/10/50/20/0', "$label: rows on the rewound node");
 	is(rows($standby, 'new primary') . '/' . rows($standby, 'old primary'),
 		'50/0', "$label: rows on the new primary");
-	is($primary->safe_psql("SELECT pg_is_in_recovery()"), 't',
+	is($primary->safe_psql('postgres', "SELECT pg_is_in_recovery()"), 't',
 		"$label: old primary runs as a standby");
 
 	$primary->stop;

@@ -6,12 +6,11 @@
 use strict;
 use warnings;
 
-use Test::More;
-use FeDatakey::TestLib;
 use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
 
 my $C = 'FeDatakey::Cluster';
-chdir $C->base_dir;
 
 my ($wrap, $unwrap) = key_commands('refused');
 my ($wrap2, $unwrap2) = key_commands('other', 'another passphrase');
@@ -20,7 +19,7 @@ my ($bad_wrap, $bad_unwrap) = key_commands('wrong', 'wrong passphrase');
 sub fill
 {
 	my ($node, $src) = @_;
-	$node->safe_psql(
+	$node->safe_psql('postgres',
 		"CREATE TABLE t (id int, src text); INSERT INTO t SELECT g, '$src' FROM generate_series(1, 25) g;");
 }
 
@@ -34,7 +33,7 @@ fill($target, 'target');
 my $twin = $target->basebackup('twin', '-R');
 $twin->start;
 $twin->promote;
-$target->stop(mode => 'immediate');
+$target->stop('immediate');
 
 my $other = $C->new('other_key');
 $other->init(encrypted => 1, wrap => $wrap2, unwrap => $unwrap2);
@@ -51,7 +50,7 @@ sub refused
 {
 	my ($label, $node, $cmd, $env, $pattern) = @_;
 	my $before = $node->snapshot;
-	my ($rc, $out, $err) = run_command($cmd, env => $env);
+	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd, env => $env);
 	isnt($rc, 0, "$label: refused");
 	like($err, $pattern, "$label: message");
 	unlike($err, qr/passphrase|openssl|file:/, "$label: command text not shown");
@@ -62,7 +61,7 @@ sub refused
 my @to_target = ('pg_rewind', '-D', $target->data_dir);
 
 my $err = refused('different key (server)', $target,
-	[ @to_target, '--source-server=' . $other->connstr, "--key-unwrap-command=$unwrap" ],
+	[ @to_target, '--source-server=' . $other->connstr('postgres'), "--key-unwrap-command=$unwrap" ],
 	{}, qr/source and target clusters use different data encryption keys/);
 like($err, qr/detail: Both clusters are encrypted/, 'different key: detail names both states');
 
@@ -85,41 +84,41 @@ like($err, qr/The target cluster is not encrypted, the source cluster is encrypt
 	'unencrypted target: detail');
 
 refused('wrong unwrap command', $target,
-	[ @to_target, '--source-server=' . $twin->connstr, "--key-unwrap-command=$bad_unwrap" ],
+	[ @to_target, '--source-server=' . $twin->connstr('postgres'), "--key-unwrap-command=$bad_unwrap" ],
 	{}, qr/could not load the data encryption key of the target cluster/);
 
 refused('wrong unwrap command by variable', $target,
-	[ @to_target, '--source-server=' . $twin->connstr ],
+	[ @to_target, '--source-server=' . $twin->connstr('postgres') ],
 	{ PGDATAKEYUNWRAPCMD => $bad_unwrap },
 	qr/could not load the data encryption key of the target cluster/);
 
 $err = refused('no unwrap command', $target,
-	[ @to_target, '--source-server=' . $twin->connstr ],
+	[ @to_target, '--source-server=' . $twin->connstr('postgres') ],
 	{}, qr/--key-unwrap-command/);
 like($err, qr/PGDATAKEYUNWRAPCMD/, 'no unwrap command: names the variable');
 
 refused('empty unwrap command', $target,
-	[ @to_target, '--source-server=' . $twin->connstr, '--key-unwrap-command=' ],
+	[ @to_target, '--source-server=' . $twin->connstr('postgres'), '--key-unwrap-command=' ],
 	{}, qr/empty/);
 
 # The same key but a plaintext "-" where the target's file is wrapped.
 refused('"-" for a wrapped key', $target,
-	[ @to_target, '--source-server=' . $twin->connstr, '--key-unwrap-command=-' ],
+	[ @to_target, '--source-server=' . $twin->connstr('postgres'), '--key-unwrap-command=-' ],
 	{}, qr/could not load the data encryption key of the target cluster/);
 
 # Every target still starts as it was.
 $target->start;
-is($target->safe_psql("SELECT count(*), min(src) FROM t"), '25|target',
+is($target->safe_psql('postgres', "SELECT count(*), min(src) FROM t"), '25|target',
 	'encrypted target starts with its rows after the refusals');
 $target->stop;
 $plain->start;
-is($plain->safe_psql("SELECT count(*), min(src) FROM t"), '25|plain',
+is($plain->safe_psql('postgres', "SELECT count(*), min(src) FROM t"), '25|plain',
 	'unencrypted target starts with its rows after the refusal');
 $plain->stop;
 $twin->stop;
 
 # pg_rewind --help lists the option.
-my ($rc, $out) = run_command([ 'pg_rewind', '--help' ]);
+my ($rc, $out) = FeDatakey::TestLib::run_command([ 'pg_rewind', '--help' ]);
 like($out, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 # Its description starts in pg_rewind's own column, as --dry-run's does.
 my ($column) = $out =~ /^(  -n, --dry-run\s+)stop before/m;

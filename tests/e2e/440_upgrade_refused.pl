@@ -5,9 +5,9 @@
 use strict;
 use warnings;
 
-use Test::More;
-use FeDatakey::TestLib;
 use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -18,11 +18,12 @@ my ($bad_wrap, $bad_unwrap) = key_commands('up_wrong', 'not it');
 sub make
 {
 	my ($name, %opt) = @_;
+	my $fill = delete $opt{fill};
 	my $node = $C->new($name);
 	$node->init(%opt);
 	$node->start;
-	$node->safe_psql("CREATE TABLE t AS SELECT g AS id, '$name' AS src FROM generate_series(1, 40) g")
-	  if $opt{fill};
+	$node->safe_psql('postgres', "CREATE TABLE t AS SELECT g AS id, '$name' AS src FROM generate_series(1, 40) g")
+	  if $fill;
 	$node->stop;
 	return $node;
 }
@@ -40,7 +41,8 @@ sub refused
 	my %before = (old => $old->snapshot, new => $new->snapshot);
 	for my $check ([], ['--check'])
 	{
-		my ($rc, $o, $e) = run_command(pg_upgrade_command($old, $new, @$check, @$extra), env => $env);
+		my ($rc, $o, $e) =
+		  FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, @$check, @$extra), env => $env);
 		my $what = "$label" . (@$check ? ' (--check)' : '');
 		isnt($rc, 0, "$what: refused");
 		like("$o$e", $pattern, "$what: message");
@@ -68,7 +70,7 @@ refused('empty unwrap command', $enc_old, $same_new, [ '--key-unwrap-command=' ]
 
 # A value of pg_upgrade's own -o that looks like our option stays pg_upgrade's:
 # it reaches the server, which rejects the unknown switch; our check passed.
-my ($rc, $o, $e) = run_command(
+my ($rc, $o, $e) = FeDatakey::TestLib::run_command(
 	pg_upgrade_command($enc_old, $same_new, '--check', '-o', "--key-unwrap-command=$bad_unwrap"),
 	env => {});
 like($o, qr/Checking data encryption keys\s+ok/,
@@ -78,13 +80,13 @@ like($o, qr/Checking data encryption keys\s+ok/,
 for my $node ($enc_old, $plain_old)
 {
 	$node->start;
-	is($node->safe_psql("SELECT count(*) FROM t"), '40', $node->name . ' starts with its rows');
+	is($node->safe_psql('postgres', "SELECT count(*) FROM t"), '40', $node->name . ' starts with its rows');
 	$node->stop;
 }
 for my $node ($fresh_new, $plain_new, $same_new)
 {
 	$node->start;
-	is($node->safe_psql("SELECT 1"), '1', $node->name . ' starts');
+	is($node->safe_psql('postgres', "SELECT 1"), '1', $node->name . ' starts');
 	$node->stop;
 }
 

@@ -5,7 +5,7 @@
 # --copy and --link mode, and --swap into 18.  The old cluster's key is wrapped under
 # passphrase A; the new cluster is made by the new version's initdb with
 # --copy-key-from and wrapped under passphrase B.  Both clusters name the
-# same unwrap command, which reads the passphrase file named after the data
+# same unwrap command, which reads the passphrase file beside the data
 # directory it runs in, so each server and pg_upgrade's key check use the
 # cluster's own passphrase.  After each upgrade the data is compared row by
 # row, with its large object and sequence, and the key check of the new
@@ -15,9 +15,11 @@
 use strict;
 use warnings;
 
-use Test::More;
-use FeDatakey::TestLib;
 use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use File::Basename qw(dirname);
+use FeDatakey::TestLib qw(pg_bins pg_major passphrase_file write_file);
 
 my $C = 'FeDatakey::Cluster';
 my $base = $C->base_dir;
@@ -31,13 +33,24 @@ die "FE_DATAKEY_PG_BINS names fewer than two versions ('"
   if @versions < 2;
 is(pg_major($bins{$_}), $_, "the programs given for $_ are PostgreSQL $_") for @versions;
 
-# Each data directory NAME has its passphrase in ../NAME.pass.
-my $unwrap = 'openssl enc -d -aes-256-cbc -pbkdf2 -pass "file:../$(basename "$PWD").pass" -in "%p"';
+# Each node's data directory has its passphrase beside it, in ../datakey.pass.
+my $unwrap = 'openssl enc -d -aes-256-cbc -pbkdf2 -pass "file:../datakey.pass" -in "%p"';
+
+# A node of version $v with passphrase $secret.  Its server settings are
+# those of a node without streaming: upstream's settings for streaming
+# include some that only the newest version knows.
+sub node
+{
+	my ($name, $v, $secret) = @_;
+	my $node = $C->new($name, install_path => dirname($bins{$v}));
+	passphrase_file($node->basedir, 'datakey.pass', $secret);
+	return $node;
+}
 
 sub wrap_for
 {
-	my ($name) = @_;
-	return "openssl enc -aes-256-cbc -pbkdf2 -salt -pass \"file:$base/$name.pass\" -out %p";
+	my ($node) = @_;
+	return "openssl enc -aes-256-cbc -pbkdf2 -salt -pass \"file:" . $node->basedir . "/datakey.pass\" -out %p";
 }
 
 my $serial = 0;
@@ -47,11 +60,10 @@ sub old_cluster
 {
 	my ($v) = @_;
 	my $name = 'old' . $v . '_' . ++$serial;
-	passphrase_file($base, "$name.pass", "passphrase A $name");
-	my $old = $C->new($name, bin => $bins{$v});
-	$old->init(encrypted => 1, wrap => wrap_for($name), unwrap => $unwrap);
+	my $old = node($name, $v, "passphrase A $name");
+	$old->init(encrypted => 1, wrap => wrap_for($old), unwrap => $unwrap, allows_streaming => 0);
 	$old->start;
-	$old->safe_psql(
+	$old->safe_psql('postgres',
 		"CREATE TABLE accounts (id int PRIMARY KEY, owner text, balance numeric, opened date);
 		 CREATE INDEX accounts_owner ON accounts (owner);
 		 INSERT INTO accounts SELECT g, 'owner ' || g, g * 1.5, date '2020-01-01' + g
@@ -70,15 +82,14 @@ sub new_cluster
 {
 	my ($v, $old, %opt) = @_;
 	my $name = 'new' . $v . '_' . ++$serial;
-	passphrase_file($base, "$name.pass", "passphrase B $name");
-	my $new = $C->new($name, bin => $bins{$v});
-	my @args = $v >= 18 ? ('--no-data-checksums') : ();
+	my $new = node($name, $v, "passphrase B $name");
 	$new->init(
 		encrypted => $opt{encrypted} // 1,
-		wrap => wrap_for($name),
+		wrap => wrap_for($new),
 		unwrap => $unwrap,
 		copy_key_from => $opt{own_key} ? undef : $old->data_dir . '/pg_encryption/key.bin',
-		initdb_args => \@args);
+		allows_streaming => 0,
+		extra => [ $v >= 18 ? ('--no-data-checksums') : () ]);
 	return $new;
 }
 
@@ -93,7 +104,7 @@ sub contents
 {
 	my ($node) = @_;
 	$node->start;
-	my %c = map { $_ => $node->safe_psql($queries{$_}) } keys %queries;
+	my %c = map { $_ => $node->safe_psql('postgres', $queries{$_}) } keys %queries;
 	$node->stop;
 	return \%c;
 }
@@ -122,7 +133,7 @@ for my $pair (@pairs)
 			slurp_file($old->data_dir . '/pg_encryption/key.bin'),
 			"$label: the new cluster's key file is wrapped anew (passphrase B)");
 
-		my ($rc, $out, $err) = run_command(pg_upgrade_command($old, $new, $mode), cwd => $base);
+		my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, $mode), cwd => $base);
 		is($rc, 0, "$label: pg_upgrade succeeds") or diag("$out\n$err");
 		like($out, qr/Checking data encryption keys\s+ok/, "$label: pg_upgrade checked the keys");
 		unlike("$out$err", qr/passphrase|file:/, "$label: no command text in pg_upgrade's output");
@@ -132,9 +143,9 @@ for my $pair (@pairs)
 		my $after = contents($new);
 		is($after->{$_}, $before->{$_}, "$label: $_ equal after the upgrade") for sort keys %queries;
 		$new->start;
-		is($new->safe_psql("SELECT current_setting('server_version_num')::int / 10000"),
+		is($new->safe_psql('postgres', "SELECT current_setting('server_version_num')::int / 10000"),
 			$to, "$label: the server is version $to");
-		is($new->safe_psql("SELECT nextval('invoice_no')"), '1042', "$label: the sequence goes on");
+		is($new->safe_psql('postgres', "SELECT nextval('invoice_no')"), '1042', "$label: the sequence goes on");
 		$new->stop;
 	}
 }
@@ -147,14 +158,15 @@ sub refused
 {
 	my ($label, $old, $new, $pattern, %opt) = @_;
 	my %before = (old => $old->snapshot, new => $new->snapshot);
-	my ($rc, $out, $err) = run_command(pg_upgrade_command($old, $new), cwd => $base, env => $opt{env});
+	my ($rc, $out, $err) =
+	  FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new), cwd => $base, env => $opt{env});
 	isnt($rc, 0, "$label: pg_upgrade refuses");
 	like("$out$err", $pattern, "$label: the message says why");
 	unlike($out, qr/Performing Upgrade/, "$label: refused before the upgrade");
 	is_deeply($old->snapshot, $before{old}, "$label: the old cluster is unchanged");
 	is_deeply($new->snapshot, $before{new}, "$label: the new cluster is unchanged");
 	$old->start;
-	is($old->safe_psql('SELECT count(*) FROM accounts'), '3000', "$label: the old cluster still starts");
+	is($old->safe_psql('postgres', 'SELECT count(*) FROM accounts'), '3000', "$label: the old cluster still starts");
 	$old->stop;
 	return;
 }
@@ -179,7 +191,7 @@ sub refused
 	isnt($without, $text, 'the old cluster named its unwrap command in postgresql.conf');
 	write_file($conf, $without);
 	my %before = (old => $old->snapshot, new => $new->snapshot);
-	my ($rc, $out, $err) = run_command(pg_upgrade_command($old, $new), cwd => $base);
+	my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new), cwd => $base);
 	isnt($rc, 0, "$from -> $to, no unwrap command for the old cluster: pg_upgrade refuses");
 	unlike($out, qr/Performing Upgrade/, 'no unwrap command: refused before the upgrade');
 	like($out, qr/Checking data encryption keys\s+fatal\s+key unwrap command not specified/,
@@ -190,10 +202,10 @@ sub refused
 }
 
 {
-	my $plain_old = $C->new('plain_old', bin => $bins{$from});
-	$plain_old->init(encrypted => 0);
+	my $plain_old = $C->new('plain_old', install_path => dirname($bins{$from}));
+	$plain_old->init(encrypted => 0, allows_streaming => 0);
 	$plain_old->start;
-	$plain_old->safe_psql('CREATE TABLE accounts AS SELECT g AS id FROM generate_series(1, 3000) g');
+	$plain_old->safe_psql('postgres', 'CREATE TABLE accounts AS SELECT g AS id FROM generate_series(1, 3000) g');
 	$plain_old->stop;
 	# Any encrypted new cluster: its own key (there is none to copy).
 	my $enc_new = new_cluster($to, $plain_old, own_key => 1);

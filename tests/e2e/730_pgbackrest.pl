@@ -11,10 +11,11 @@
 use strict;
 use warnings;
 
+use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
-use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap write_file unwrap_key_bytes files_containing);
 use FeDatakey::Datakey qw(run_datakey datakey_json);
 use IPC::Run ();
 use JSON::PP ();
@@ -34,7 +35,7 @@ my $pg = $primary->data_dir;
 # The configuration of docs/ha-and-backup.md, with test paths.  No
 # compression, so that the search for the plaintext key below is meaningful.
 my $conf = "$base/pgbackrest.conf";
-my $sock = $primary->sockdir;
+my $sock = $primary->host;
 my $port = $primary->port;
 write_file($conf, <<"EOF", 0600);
 [global]
@@ -55,14 +56,14 @@ pg1-socket-path=$sock
 pg-version-force=15
 EOF
 mkdir "$base/$_" for qw(pgbackrest-log pgbackrest-lock pgbackrest-spool);
-$primary->append_conf(
-	"archive_mode = on\narchive_command = 'pgbackrest --config=$conf --stanza=main archive-push %p'\n");
+$primary->append_conf('postgresql.conf',
+	"archive_mode = on\narchive_command = 'pgbackrest --config=$conf --stanza=main archive-push %p'");
 $primary->start;
 
 sub backrest
 {
 	my (@args) = @_;
-	return run_command([ 'pgbackrest', "--config=$conf", '--stanza=main', @args ], timeout => 120);
+	return FeDatakey::TestLib::run_command([ 'pgbackrest', "--config=$conf", '--stanza=main', @args ], timeout => 120);
 }
 
 sub backrest_ok
@@ -76,12 +77,20 @@ sub backrest_ok
 backrest_ok('stanza-create on the encrypted primary succeeds', 'stanza-create');
 backrest_ok('check: archive_command delivers WAL to the repository', 'check');
 
-$primary->safe_psql("CREATE TABLE t (id int PRIMARY KEY, phase text);
+# A restored directory has the primary's postgresql.conf: the node gets its
+# own port, and does not archive into the primary's stanza.
+sub own_settings
+{
+	my ($node) = @_;
+	$node->append_conf('postgresql.conf', 'port = ' . $node->port . "\narchive_mode = off");
+}
+
+$primary->safe_psql('postgres', "CREATE TABLE t (id int PRIMARY KEY, phase text);
 	INSERT INTO t SELECT g, 'full' FROM generate_series(1, 100) g");
 backrest_ok('full backup', 'backup', '--type=full');
-$primary->safe_psql("INSERT INTO t SELECT g, 'diff' FROM generate_series(101, 200) g");
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'diff' FROM generate_series(101, 200) g");
 backrest_ok('differential backup', 'backup', '--type=diff');
-$primary->safe_psql("INSERT INTO t SELECT g, 'incr' FROM generate_series(201, 300) g");
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'incr' FROM generate_series(201, 300) g");
 backrest_ok('incremental backup', 'backup', '--type=incr');
 
 my $info = JSON::PP::decode_json(backrest_ok('info', 'info', '--output=json'));
@@ -89,9 +98,9 @@ is_deeply([ map { $_->{type} } @{ $info->[0]{backup} } ], [qw(full diff incr)],
 	'the repository holds a full, a differential and an incremental backup');
 
 # Rows before and after a named restore point; the WAL reaches the archive.
-$primary->safe_psql("INSERT INTO t SELECT g, 'before rp' FROM generate_series(301, 350) g");
-$primary->safe_psql("SELECT pg_create_restore_point('before_the_mistake')");
-$primary->safe_psql("INSERT INTO t SELECT g, 'after rp' FROM generate_series(351, 400) g");
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'before rp' FROM generate_series(301, 350) g");
+$primary->safe_psql('postgres', "SELECT pg_create_restore_point('before_the_mistake')");
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'after rp' FROM generate_series(351, 400) g");
 backrest_ok('the WAL with the restore point is archived', 'check');
 
 # --- what the repository holds ----------------------------------------------------
@@ -119,16 +128,18 @@ like(slurp_file("$rdir/postgresql.conf"), qr/^data_encryption_key_unwrap_command
 	'the restored configuration names the unwrap command');
 my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $rdir ]);
 is($rc, 0, 'pg_datakey verify on the restored directory succeeds') or diag($err);
-$restored->start(options => '-c archive_mode=off');
-like($restored->log, qr/data encryption key loaded and verified/, 'the restored cluster starts with its key');
-ok($restored->poll_query('SELECT pg_is_in_recovery()', 'f', 60), 'recovery ended at the restore point');
-is($restored->safe_psql("SELECT phase, count(*) FROM t GROUP BY 1 ORDER BY min(id)"),
+own_settings($restored);
+$restored->start;
+like(slurp_file($restored->logfile), qr/data encryption key loaded and verified/,
+	'the restored cluster starts with its key');
+ok($restored->poll_query_until('postgres', 'SELECT pg_is_in_recovery()', 'f'), 'recovery ended at the restore point');
+is($restored->safe_psql('postgres', "SELECT phase, count(*) FROM t GROUP BY 1 ORDER BY min(id)"),
 	"full|100\ndiff|100\nincr|100\nbefore rp|50", 'the rows up to the restore point, none after');
 $restored->stop;
 
 # --- a rewrap while a backup runs ----------------------------------------------------
 
-$primary->safe_psql("INSERT INTO t SELECT g, 'rewrap' FROM generate_series(401, 20400) g");
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'rewrap' FROM generate_series(401, 20400) g");
 my ($bout, $berr) = ('', '');
 my $bh = IPC::Run::start([ 'pgbackrest', "--config=$conf", '--stanza=main', 'backup', '--type=full' ],
 	'>', \$bout, '2>', \$berr, IPC::Run::timeout(120));
@@ -165,8 +176,9 @@ if ($rc != 0)
 }
 else { pass('the restored key.bin opens with the command its configuration names') }
 is((run_datakey([ 'verify', '-D', $ddir ]))[0], 0, 'pg_datakey verify on the restored directory succeeds');
-$during->start(options => '-c archive_mode=off');
-is($during->safe_psql("SELECT count(*) FROM t"), '20400', 'the cluster restored from that backup starts, rows intact');
+own_settings($during);
+$during->start;
+is($during->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'the cluster restored from that backup starts, rows intact');
 $during->stop;
 
 # --- a backup of an interrupted rewrap (a crash after the key file was renamed) ------
@@ -187,14 +199,14 @@ is($st->{rewrap}{state}, 'committed', 'pg_datakey status on the restored directo
 like("$out$err", qr/run "pg_datakey repair" before starting the server/, 'and says what to do');
 ($rc, undef, $err) = run_datakey([ 'verify', '-D', $cdir ]);
 isnt($rc, 0, 'pg_datakey verify refuses the restored directory before the repair');
-my ($src) = $crash->FeDatakey::TestLib::Cluster::start(options => '-c archive_mode=off');
-isnt($src, 0, 'the restored server refuses to start before the repair');
-like($crash->log, qr/FATAL:  key unwrap command failed/, 'with the key error in its log');
+own_settings($crash);
+ok(!$crash->start(fail_ok => 1), 'the restored server refuses to start before the repair');
+like(slurp_file($crash->logfile), qr/FATAL:  key unwrap command failed/, 'with the key error in its log');
 ($rc, undef, $err) = run_datakey([ 'repair', '-D', $cdir ]);
 is($rc, 0, 'pg_datakey repair on the restored directory completes the rewrap') or diag($err);
 is((run_datakey([ 'verify', '-D', $cdir ]))[0], 0, 'then pg_datakey verify succeeds');
-$crash->start(options => '-c archive_mode=off');
-is($crash->safe_psql("SELECT count(*) FROM t"), '20400', 'and the restored cluster starts');
+$crash->start;
+is($crash->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'and the restored cluster starts');
 $crash->stop;
 
 # The primary itself is repaired the same way.

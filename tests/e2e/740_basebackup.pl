@@ -5,10 +5,11 @@
 use strict;
 use warnings;
 
+use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
-use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes files_containing file_mode);
 use FeDatakey::Datakey qw(run_datakey);
 
 my $t0 = time;
@@ -20,7 +21,7 @@ my ($wrap, $unwrap) = (openssl_wrap($pass), openssl_unwrap($pass));
 my $primary = $C->new('primary');
 $primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 $primary->start;
-$primary->safe_psql("CREATE TABLE t (id int PRIMARY KEY);
+$primary->safe_psql('postgres', "CREATE TABLE t (id int PRIMARY KEY);
 	INSERT INTO t SELECT generate_series(1, 1000)");
 my $key = slurp_file($primary->data_dir . '/pg_encryption/key.bin');
 my $check = slurp_file($primary->data_dir . '/pg_encryption/key.check');
@@ -38,10 +39,10 @@ sub standby_streams
 	my ($rc, undef, $err) = run_datakey([ 'verify', '-D', $d ]);
 	is($rc, 0, "$label: pg_datakey verify with the copied configuration succeeds") or diag($err);
 	$standby->start;
-	like($standby->log, qr/data encryption key loaded and verified/, "$label: the standby starts with the key");
-	$primary->safe_psql("INSERT INTO t SELECT generate_series($rows + 1, $rows + 100)");
-	ok($standby->poll_query('SELECT count(*) FROM t', $rows + 100, 60), "$label: the standby streams");
-	is($standby->safe_psql('SELECT pg_is_in_recovery()'), 't', "$label: it is a standby");
+	like(slurp_file($standby->logfile), qr/data encryption key loaded and verified/, "$label: the standby starts with the key");
+	$primary->safe_psql('postgres', "INSERT INTO t SELECT generate_series($rows + 1, $rows + 100)");
+	ok($standby->poll_query_until('postgres', 'SELECT count(*) FROM t', $rows + 100), "$label: the standby streams");
+	is($standby->safe_psql('postgres', 'SELECT pg_is_in_recovery()'), 't', "$label: it is a standby");
 	$standby->stop;
 }
 
@@ -52,11 +53,10 @@ standby_streams($plainsb, 'plain format', 1000);
 
 # --- tar format -------------------------------------------------------------------
 
-my $tardir = "$base/tar";
-command_ok([ 'pg_basebackup', '-D', $tardir, '-h', $primary->sockdir, '-p', $primary->port,
-	'-X', 'stream', '-c', 'fast', '-R', '-Ft' ]);
+$primary->backup('tar', backup_options => [ '-X', 'stream', '-R', '-Ft' ]);
+my $tardir = $primary->backup_dir . '/tar';
 ok(-f "$tardir/base.tar" && -f "$tardir/pg_wal.tar", 'tar format: base.tar and pg_wal.tar');
-my $members = command_ok([ 'tar', '-tf', "$tardir/base.tar" ]);
+my ($members) = run_command([ 'tar', '-tf', "$tardir/base.tar" ]);
 like($members, qr{^pg_encryption/key\.bin$}m, 'tar format: base.tar holds pg_encryption/key.bin');
 
 # pg_datakey works on data directories: on the tar file, and on the directory
@@ -71,11 +71,7 @@ for my $target ("$tardir/base.tar", $tardir)
 }
 
 my $tarsb = $C->new('tarstandby');
-my $td = $tarsb->data_dir;
-mkdir $td, 0700;
-mkdir "$td/pg_wal", 0700;
-command_ok([ 'tar', '-xf', "$tardir/base.tar", '-C', $td ]);
-command_ok([ 'tar', '-xf', "$tardir/pg_wal.tar", '-C', "$td/pg_wal" ]);
+$tarsb->init_from_backup($primary, 'tar', tar_program => 'tar');
 standby_streams($tarsb, 'tar format, unpacked', 1100);
 
 $primary->stop;
