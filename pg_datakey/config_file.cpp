@@ -28,8 +28,14 @@ std::string absolute(const std::string& path, const std::string& datadir) {
     return !path.empty() && path.front() == '/' ? path : datadir + "/" + path;
 }
 
-// The postgres binary installed beside pg_datakey.
-std::optional<std::string> postgres_binary() {
+// The postgres binary to ask: the one that last ran the cluster (the first
+// word of postmaster.opts, an absolute path: pg_ctl runs the postgres beside
+// it), so that the answer is that version's even when several are
+// installed; else the one installed beside pg_datakey.
+std::optional<std::string> postgres_binary(const std::vector<std::string>& opts) {
+    if (!opts.empty() && !opts.front().empty() && opts.front().front() == '/' &&
+        ::access(opts.front().c_str(), X_OK) == 0)
+        return opts.front();
     char self[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0)
@@ -169,7 +175,7 @@ ConfigLocation locate_config_file(const std::string& datadir,
         if (auto found = config_file_in_options(args, datadir))
             return {*found, "postmaster.opts"};
     } else if (!opts.empty()) {
-        if (auto binary = postgres_binary())
+        if (auto binary = postgres_binary(opts))
             if (auto answer = ask_postgres(*binary, args))
                 return {absolute(*answer, datadir), "postgres -C"};
         if (auto found = config_file_in_options(args, datadir))

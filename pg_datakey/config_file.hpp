@@ -20,7 +20,8 @@ struct ConfigLocation {
 // In this order: the option; config_file in the options of the running
 // server (postmaster.opts while postmaster.pid names a live process);
 // `postgres -C config_file` with the options of the last start
-// (postmaster.opts; what pg_ctl restart uses); DATADIR/postgresql.conf.
+// (postmaster.opts; what pg_ctl restart uses; the postgres named there, else
+// the one beside pg_datakey); DATADIR/postgresql.conf.
 ConfigLocation locate_config_file(const std::string& datadir,
                                   const std::optional<std::string>& option);
 
