@@ -52,23 +52,15 @@ sub run_scanning
 	while ($h->pumpable && time < $deadline)
 	{
 		$scans++;
-		opendir(my $proc, '/proc') or die "opendir /proc: $!";
-		for my $pid (grep { /^\d+$/ } readdir $proc)
+		for (FeDatakey::TestLib::user_processes())
 		{
-			my @st = stat "/proc/$pid" or next;
-			next if $st[4] != $<;
-			open(my $fh, '<', "/proc/$pid/cmdline") or next;
-			local $/;
-			my $cmdline = <$fh> // '';
-			close $fh;
-			next if index($cmdline, $marker) < 0;
-			my @argv = split /\0/, $cmdline;
+			my ($pid, @argv) = @$_;
+			next if index(join("\0", @argv), $marker) < 0;
 			next if is_key_command_shell(@argv);
 			# The program given the command as its option, when allowed.
 			next if $opts{allow_self} && $argv[0] =~ m{(^|/)\Q$opts{allow_self}\E$};
 			$hits{$pid} = "$pid: " . join(' ', @argv);
 		}
-		closedir $proc;
 		eval { $h->pump_nb; 1 };
 		select(undef, undef, undef, 0.02);
 	}

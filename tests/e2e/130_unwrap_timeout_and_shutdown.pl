@@ -41,19 +41,7 @@ sub set_conf
 # PIDs of this user's processes running "sleep 3141".
 sub leftover_sleeps
 {
-	my @pids;
-	opendir(my $proc, '/proc') or die "opendir /proc: $!";
-	for my $pid (grep { /^\d+$/ } readdir $proc)
-	{
-		my @st = stat "/proc/$pid" or next;
-		next if $st[4] != $<;
-		open(my $fh, '<', "/proc/$pid/cmdline") or next;
-		local $/;
-		my $cmdline = <$fh> // '';
-		push @pids, $pid if $cmdline eq "sleep\0003141\0";
-	}
-	closedir $proc;
-	return @pids;
+	return map { $_->[0] } grep { @$_ == 3 && $_->[1] eq 'sleep' && $_->[2] eq '3141' } user_processes();
 }
 
 # Waits (bounded) until $cond returns true.

@@ -35,7 +35,7 @@ our @EXPORT = qw(
   init_cluster start_server stop_server psql
   passphrase_file rejected_passphrase openssl_wrap openssl_unwrap
   slurp_file write_file file_mode
-  unwrap_key_bytes files_containing list_tree
+  unwrap_key_bytes files_containing list_tree user_processes
   pty_start
 );
 
@@ -199,6 +199,26 @@ sub openssl_unwrap
 	my ($pass, $cipher) = @_;
 	$cipher //= 'aes-128-cbc';
 	return "openssl enc -d -$cipher -pbkdf2 -pass file:$pass -in \"%p\"";
+}
+
+# The processes of the user running the test, now: a list of [pid, argv...]
+# from /proc (a process that ends while it is read is left out).
+sub user_processes
+{
+	my @procs;
+	opendir(my $proc, '/proc') or croak "opendir /proc: $!";
+	for my $pid (grep { /^\d+$/ } readdir $proc)
+	{
+		my @st = stat "/proc/$pid" or next;
+		next if $st[4] != $<;
+		open(my $fh, '<', "/proc/$pid/cmdline") or next;
+		local $/;
+		my $cmdline = <$fh> // '';
+		close $fh;
+		push @procs, [ $pid, split /\0/, $cmdline ];
+	}
+	closedir $proc;
+	return @procs;
 }
 
 # Every path below $dir (relative, sorted), directories with a trailing /.
