@@ -10,16 +10,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 
-n=0 failed=0
-ok() { # ok COND_STATUS NAME
-    n=$((n + 1))
-    if (($1 == 0)); then
-        printf 'ok %d - %s\n' "$n" "$2"
-    else
-        printf 'not ok %d - %s\n' "$n" "$2"
-        failed=$((failed + 1))
-    fi
-}
+# shellcheck source=lib/tap.sh
+source "$here/lib/tap.sh"
 contains() { [[ $1 == *"$2"* ]]; }
 
 # shellcheck source=../../scripts/lib/common.sh
@@ -97,5 +89,4 @@ check_verify fail "$dsc" "$scratch/$name" "$name" "does not match the SHA-256" \
 check_verify fail "$dsc" "$tarball" "${pkg}_0.0.orig.tar.bz2" "lists no SHA-256" \
     "a tarball the .dsc does not name is refused"
 
-printf '1..%d\n' "$n"
-((failed == 0))
+done_testing

@@ -8,16 +8,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 
-n=0 failed=0
-ok() { # ok COND_STATUS NAME
-    n=$((n + 1))
-    if (($1 == 0)); then
-        printf 'ok %d - %s\n' "$n" "$2"
-    else
-        printf 'not ok %d - %s\n' "$n" "$2"
-        failed=$((failed + 1))
-    fi
-}
+# shellcheck source=lib/tap.sh
+source "$here/lib/tap.sh"
 # check NAME COMMAND...: passes when COMMAND succeeds (never trips errexit).
 check() {
     local name=$1
@@ -90,5 +82,4 @@ err=$(env -u FE_DATAKEY_DELEGATED PATH="$scratch/bin:$PATH" "$scratch/repo/scrip
 ok "$((rc == 0))" "scripts/build --system-only refuses without root or sudo"
 check "and says why" contains "$err" "needs root or password-less sudo"
 
-echo "1..$n"
-((failed == 0))
+done_testing
