@@ -47,6 +47,14 @@ SecureBuffer::SecureBuffer(std::size_t capacity) {
 #ifdef MADV_DONTDUMP
     (void)madvise(p, length, MADV_DONTDUMP);
 #endif
+    // A forked child (every backend of the postmaster, a command's shell
+    // before exec) gets zeroed pages, not a copy of the key: mlock() is not
+    // inherited, so a copy could be swapped out, and no child needs the key
+    // until a cipher layer does. Linux 4.14 and later.
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+    wipe_on_fork_ = madvise(p, length, MADV_WIPEONFORK) == 0;
 }
 
 SecureBuffer::~SecureBuffer() {
@@ -56,7 +64,8 @@ SecureBuffer::~SecureBuffer() {
 SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)),
       capacity_(std::exchange(other.capacity_, 0)), mapped_(std::exchange(other.mapped_, 0)),
-      locked_(std::exchange(other.locked_, false)) {}
+      locked_(std::exchange(other.locked_, false)),
+      wipe_on_fork_(std::exchange(other.wipe_on_fork_, false)) {}
 
 SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
     if (this != &other) {
@@ -66,6 +75,7 @@ SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
         capacity_ = std::exchange(other.capacity_, 0);
         mapped_ = std::exchange(other.mapped_, 0);
         locked_ = std::exchange(other.locked_, false);
+        wipe_on_fork_ = std::exchange(other.wipe_on_fork_, false);
     }
     return *this;
 }
@@ -99,7 +109,7 @@ void SecureBuffer::release() noexcept {
     munmap(data_, mapped_);
     data_ = nullptr;
     size_ = capacity_ = mapped_ = 0;
-    locked_ = false;
+    locked_ = wipe_on_fork_ = false;
 }
 
 } // namespace fe_datakey

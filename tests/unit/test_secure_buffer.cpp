@@ -9,6 +9,8 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using fe_datakey::ErrorCode;
 using fe_datakey::SecureBuffer;
@@ -117,4 +119,25 @@ TEST(SecureBuffer, MappingIsExcludedFromCoreDumpsAndLockedWhenReported) {
         EXPECT_NE(flags.find(" lo"), std::string::npos) << flags;
     else
         EXPECT_EQ(flags.find(" lo"), std::string::npos) << flags;
+}
+
+TEST(SecureBuffer, ForkedChildSeesZeroesNotTheKey) {
+    SecureBuffer b = filled("secret key bytes");
+    ASSERT_TRUE(b.wiped_on_fork()) << "MADV_WIPEONFORK not applied (Linux 4.14 or later has it)";
+    EXPECT_NE(vm_flags_of(b.data()).find(" wf"), std::string::npos) << vm_flags_of(b.data());
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        // The child: exit 0 only if every byte it sees is zero.
+        for (std::size_t i = 0; i < b.size(); i++)
+            if (b.data()[i] != 0)
+                _exit(1);
+        _exit(0);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "the child saw the key bytes";
+    // The parent keeps its copy.
+    EXPECT_TRUE(b.equals(filled("secret key bytes")));
 }

@@ -1,5 +1,6 @@
 // Memory for plaintext key material: locked where the OS allows, excluded
-// from core dumps, wiped with OPENSSL_cleanse when freed. Move-only so that a
+// from core dumps, zeroed in forked children, wiped with OPENSSL_cleanse when
+// freed. Move-only so that a
 // copy cannot be made by accident.
 #pragma once
 
@@ -24,6 +25,8 @@ public:
     std::size_t capacity() const noexcept { return capacity_; }
     void resize(std::size_t n); // n <= capacity(); throws otherwise
     bool locked() const noexcept { return locked_; }
+    // A fork()ed child sees the buffer zeroed (MADV_WIPEONFORK took effect).
+    bool wiped_on_fork() const noexcept { return wipe_on_fork_; }
 
     // Constant-time comparison of contents.
     bool equals(const SecureBuffer& other) const noexcept;
@@ -36,6 +39,7 @@ private:
     std::size_t capacity_ = 0;
     std::size_t mapped_ = 0;
     bool locked_ = false;
+    bool wipe_on_fork_ = false;
 };
 
 } // namespace fe_datakey
