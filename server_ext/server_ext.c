@@ -6,6 +6,7 @@
 #include "server_ext.h"
 
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
 
 static fe_datakey_key* loaded_key;
+/* The process that loaded it: a forked child sees its memory zeroed. */
+static pid_t loaded_by;
 
 /* Whether this process can reach a terminal for a command to prompt on. */
 static int have_terminal(void) {
@@ -73,6 +76,65 @@ static void add_terminal_hint(fe_datakey_error** err) {
     }
 }
 
+/* Overwrites n bytes in a way the compiler may not drop. */
+static void wipe(char* p, size_t n) {
+    volatile char* v = p;
+
+    while (n-- > 0)
+        *v++ = 0;
+}
+
+/*
+ * The process's environment as the kernel handed it over (what
+ * /proc/PID/environ shows), from /proc/self/stat's env_start and env_end.
+ * The server's process title code moves environ elsewhere, but these bytes
+ * keep the original strings. Returns 0 if the range is not known.
+ */
+static int initial_environment(char** start, char** end) {
+    char buf[4096];
+    char* p;
+    FILE* f = fopen("/proc/self/stat", "re");
+    size_t n;
+    int field;
+    unsigned long long lo = 0, hi = 0;
+
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields after the command name in parentheses, which may hold spaces. */
+    p = strrchr(buf, ')');
+    if (p == NULL)
+        return 0;
+    /* p points at ") S ...": field 3 starts after ") ". */
+    for (field = 2; *p != '\0' && field < 50; p++)
+        if (*p == ' ')
+            field++;
+    if (sscanf(p, "%llu %llu", &lo, &hi) != 2 || lo == 0 || hi <= lo)
+        return 0;
+    *start = (char*)(uintptr_t)lo;
+    *end = (char*)(uintptr_t)hi;
+    return 1;
+}
+
+void server_ext_forget_command_variable(void) {
+    static const char prefix[] = UNWRAP_VARIABLE "=";
+    char* value = getenv(UNWRAP_VARIABLE);
+    char* start;
+    char* end;
+    char* p;
+
+    if (value != NULL)
+        wipe(value, strlen(value));
+    unsetenv(UNWRAP_VARIABLE);
+    if (!initial_environment(&start, &end))
+        return;
+    for (p = start; p < end; p += strnlen(p, (size_t)(end - p)) + 1)
+        if ((size_t)(end - p) >= sizeof(prefix) - 1 && memcmp(p, prefix, sizeof(prefix) - 1) == 0)
+            wipe(p, strnlen(p, (size_t)(end - p)));
+}
+
 int server_ext_command_origin(const char* setting) {
     if (setting != NULL && setting[0] != '\0')
         return SERVER_EXT_COMMAND_SETTING;
@@ -123,23 +185,31 @@ int server_ext_load_key(const char* datadir, unsigned encryption_version, unsign
     fe_datakey_set_interrupt_check(interrupted);
     key = fe_datakey_store_load(datadir, command, timeout_seconds, err);
     fe_datakey_set_interrupt_check(NULL);
+    /* Children must not inherit the command: it can name key stores. */
+    server_ext_forget_command_variable();
     if (key == NULL) {
         add_terminal_hint(err);
         return 0;
     }
     fe_datakey_key_free(loaded_key);
     loaded_key = key;
+    loaded_by = getpid();
     return 1;
 }
 
+void server_ext_unload_key(void) {
+    fe_datakey_key_free(loaded_key); /* wipes the key's memory */
+    loaded_key = NULL;
+}
+
 int server_ext_key_loaded(void) {
-    return loaded_key != NULL;
+    return loaded_key != NULL && loaded_by == getpid();
 }
 
 const fe_datakey_key* server_ext_key(void) {
-    return loaded_key;
+    return server_ext_key_loaded() ? loaded_key : NULL;
 }
 
 int server_ext_key_bits(void) {
-    return loaded_key != NULL ? fe_datakey_key_bits(loaded_key) : 0;
+    return server_ext_key_loaded() ? fe_datakey_key_bits(loaded_key) : 0;
 }

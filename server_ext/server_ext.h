@@ -5,11 +5,12 @@
  *
  * The postmaster (and a single-user backend) calls server_ext_load_key()
  * once, after it has locked the data directory and before it accepts any
- * connection. The key stays in locked memory for the life of the process,
- * for a cipher layer to use. Children forked from the postmaster get a copy
- * of the pages but not the lock (mlock() is not inherited across fork()),
- * so a child's copy can be swapped out; the pages stay out of core dumps
- * (MADV_DONTDUMP is inherited).
+ * connection. The key stays in locked memory, out of core dumps, until
+ * server_ext_unload_key() (at process exit), for a cipher layer to use.
+ * Children forked from the postmaster see those pages zeroed
+ * (MADV_WIPEONFORK): no backend holds the key. After the load the variable
+ * PGDATAKEYUNWRAPCMD is gone from the process's environment, so that no
+ * child (a backend, archive_command, COPY ... PROGRAM) inherits it.
  *
  * The adapter never prints and never exits: the server turns an error into
  * ereport(FATAL) with the error's message, detail and hint.
@@ -48,6 +49,9 @@ extern int server_ext_command_origin(const char* setting);
  * about every 100 ms; when it returns non-zero the command is killed and the
  * call fails with FE_DATAKEY_E_INTERRUPTED.
  *
+ * Afterwards, whatever the outcome, PGDATAKEYUNWRAPCMD is removed from the
+ * environment (see server_ext_forget_command_variable).
+ *
  * Returns 1 on success (key loaded, or nothing to load), 0 with an error.
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
@@ -56,10 +60,23 @@ extern int server_ext_load_key(const char* datadir, unsigned encryption_version,
                                const char* setting, int timeout_seconds,
                                fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
 
-/* 1 when a key has been loaded. */
+/*
+ * Removes PGDATAKEYUNWRAPCMD from the environment and overwrites its value,
+ * both in environ and in the environment block the process started with
+ * (/proc/PID/environ), which PostgreSQL's process title code leaves behind.
+ */
+extern void server_ext_forget_command_variable(void);
+
+/* Wipes and frees the loaded key, if any (the server calls it at exit). */
+extern void server_ext_unload_key(void);
+
+/*
+ * 1 when this process has loaded a key; 0 in a child forked after the load,
+ * whose copy of the key's memory is zeroed.
+ */
 extern int server_ext_key_loaded(void);
 
-/* The loaded key, or NULL (and 0 bits) when none is. */
+/* The key this process loaded, or NULL (and 0 bits) when none is. */
 extern const fe_datakey_key* server_ext_key(void);
 extern int server_ext_key_bits(void);
 
