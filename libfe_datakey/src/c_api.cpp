@@ -275,7 +275,7 @@ const char* fe_datakey_options_help(unsigned accepted) noexcept {
 }
 
 int fe_datakey_check_path(const char* path, fe_datakey_error** err) noexcept {
-    return guarded(err, [&] { check_path_is_shell_safe(path); });
+    return guarded(err, [&] { check_key_file_path(path); });
 }
 
 char* fe_datakey_options_help_at(unsigned accepted, int column) noexcept {

@@ -337,22 +337,38 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
     return verify_key(std::move(out), check, role_name(Role::unwrap));
 }
 
-Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
-                  const RunOptions& options, std::optional<KeyCheck>* check_found) {
+namespace {
+
+// Where the unwrap command of a user-given key file runs, and the %p it gets.
+struct KeyFileCommandPath {
+    std::string directory; // the working directory: never in the command text
+    std::string relpath;   // substituted into %p
+};
+
+KeyFileCommandPath key_file_command_path(const std::string& key_file_path) {
     namespace fs = std::filesystem;
     fs::path file(key_file_path);
     fs::path parent = file.parent_path();
-    std::string directory, relpath;
     if (parent.filename() == key_directory) {
         // Inside a data directory: run where the cluster's own commands run.
         fs::path top = parent.parent_path();
-        directory = top.empty() ? "." : top.string();
-        relpath = std::string(key_directory) + "/" + file.filename().string();
-    } else {
-        directory = parent.empty() ? "." : parent.string();
-        relpath = file.filename().string();
+        return {top.empty() ? "." : top.string(),
+                std::string(key_directory) + "/" + file.filename().string()};
     }
-    check_path_is_shell_safe(directory);
+    return {parent.empty() ? "." : parent.string(), file.filename().string()};
+}
+
+} // namespace
+
+void check_key_file_path(const std::string& key_file_path) {
+    check_path_is_shell_safe(key_file_command_path(key_file_path).relpath);
+}
+
+Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
+                  const RunOptions& options, std::optional<KeyCheck>* check_found) {
+    namespace fs = std::filesystem;
+    fs::path parent = fs::path(key_file_path).parent_path();
+    auto [directory, relpath] = key_file_command_path(key_file_path);
     check_path_is_shell_safe(relpath);
     require_file(key_file_path);
 

@@ -128,8 +128,12 @@ extern int fe_datakey_command_validate(int role, const char* command, const char
                                        fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
- * 1 when a path given by the user can stand inside double quotes in a shell
- * command; else 0 with an error naming the character (" $ ` \ newline).
+ * 1 when a key file path given by the user (initdb --copy-key-from) can be
+ * used by fe_datakey_load_key_file: the part it substitutes into %p (the
+ * file name, or pg_encryption/NAME) holds only ASCII letters, digits and
+ * / . _ - + , : @ = and does not start with -, so that it is one word however
+ * the command quotes %p; the directory above is only the working directory.
+ * Else 0 with FE_DATAKEY_E_UNSAFE_PATH naming the class of character.
  */
 extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 

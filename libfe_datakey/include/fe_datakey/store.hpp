@@ -73,4 +73,10 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
 Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
                   const RunOptions& options, std::optional<KeyCheck>* check_found = nullptr);
 
+// Refuses a key file path whose part that load_key_file substitutes into %p
+// (the file name, or pg_encryption/NAME) is not shell-safe (see
+// check_path_is_shell_safe); the directory part is only the working
+// directory and may hold anything. Throws unsafe_path.
+void check_key_file_path(const std::string& key_file_path);
+
 } // namespace fe_datakey
