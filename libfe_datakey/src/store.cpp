@@ -116,20 +116,54 @@ void replace_file_durably(const std::string& path, const void* data, std::size_t
     replace_file_durably(path, path + ".tmp", data, size, mode);
 }
 
-void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
-                          std::size_t size, mode_t mode) {
+namespace {
+
+// Gives the temporary file the owner of the file it replaces. fchown comes
+// before install_file's fchmod: a chown by a non-root user clears the set-id
+// bits, which the mode then puts back where allowed.
+void give_owner(int fd, const std::string& path, const std::string& tmp, const FileOwner& owner) {
+    if (fchown(fd, owner.uid, owner.gid) == 0)
+        return;
+    int e = errno;
+    if (e != EPERM)
+        throw_io_error("could not change owner of file " + in_quotes(tmp), e);
+    throw Error(ErrorCode::io, "could not replace file " + in_quotes(path),
+                "The file is owned by user " + std::to_string(owner.uid) + " and group " +
+                    std::to_string(owner.gid) +
+                    ", and this program may not create a file owned by them, so the new file "
+                    "could not keep its owner. Nothing was changed.",
+                "Run the program as the file's owner, or make the file owned by the user and a "
+                "group of the user running the program.");
+}
+
+void write_and_install(const std::string& path, const std::string& tmp, const void* data,
+                       std::size_t size, mode_t mode, const FileOwner* owner) {
     remove_if_exists(tmp);
     try {
         FileHandle fd(
             open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (fd.get() < 0)
             throw_io_error("could not create file " + in_quotes(tmp), errno);
+        if (owner != nullptr)
+            give_owner(fd.get(), path, tmp, *owner);
         write_all(fd.get(), data, size, tmp);
         install_file(fd, mode, tmp, path);
     } catch (...) {
         unlink(tmp.c_str());
         throw;
     }
+}
+
+} // namespace
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode) {
+    write_and_install(path, tmp, data, size, mode, nullptr);
+}
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode, const FileOwner& owner) {
+    write_and_install(path, tmp, data, size, mode, &owner);
 }
 
 namespace {

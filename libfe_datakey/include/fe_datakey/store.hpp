@@ -46,6 +46,18 @@ void replace_file_durably(const std::string& path, const void* data, std::size_t
 void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
                           std::size_t size, mode_t mode);
 
+// A file's owner and group.
+struct FileOwner {
+    uid_t uid;
+    gid_t gid;
+};
+// The same, the new file given `owner` before anything is written or renamed.
+// When this process may not give it that owner (EPERM: not root, and the
+// owner is another user or the group one it is not in), throws io with
+// `path` untouched and the temporary removed.
+void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
+                          std::size_t size, mode_t mode, const FileOwner& owner);
+
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
 // it succeeds and left a non-empty file is that renamed onto relpath, so a
