@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <new>
 #include <optional>
 
@@ -57,6 +58,9 @@ SAME_CODE(FE_DATAKEY_E_IO, io);
 SAME_CODE(FE_DATAKEY_E_INTERNAL, internal);
 SAME_CODE(FE_DATAKEY_E_INTERRUPTED, interrupted);
 #undef SAME_CODE
+// C only: a NULL argument cannot reach the C++ API.
+static_assert(FE_DATAKEY_E_INVALID_ARGUMENT == FE_DATAKEY_E_INTERRUPTED + 1,
+              "FE_DATAKEY_E_INVALID_ARGUMENT follows the C++ codes");
 
 constexpr int c_code(ErrorCode code) {
     switch (code) {
@@ -125,6 +129,34 @@ bool guarded(fe_datakey_error** err, Body&& body) noexcept {
     return false;
 }
 
+// A pointer argument and its name, for args_given.
+struct Arg {
+    const void* value;
+    const char* name;
+};
+#define ARG(x)                                                                                     \
+    Arg {                                                                                          \
+        static_cast<const void*>(x), #x                                                            \
+    }
+
+// False, with FE_DATAKEY_E_INVALID_ARGUMENT naming the first NULL argument of
+// `function`, when one of `args` is NULL.
+bool args_given(fe_datakey_error** err, const char* function,
+                std::initializer_list<Arg> args) noexcept {
+    for (const Arg& a : args) {
+        if (a.value == nullptr) {
+            set_error_with(err, [&] {
+                return fe_datakey_error{FE_DATAKEY_E_INVALID_ARGUMENT,
+                                        std::string("invalid argument to ") + function,
+                                        std::string("The argument ") + a.name + " is NULL.",
+                                        {}};
+            });
+            return false;
+        }
+    }
+    return true;
+}
+
 // For calls without an error argument: `fallback` when `body` throws.
 template <typename T, typename Body>
 T or_fallback(T fallback, Body&& body) noexcept {
@@ -142,6 +174,14 @@ char* copy_string(const std::string& s) noexcept {
     return out;
 }
 
+// copy_string for a result that must not be NULL: out of memory throws.
+char* copy_result(const std::string& s) {
+    char* out = copy_string(s);
+    if (out == nullptr)
+        throw std::bad_alloc();
+    return out;
+}
+
 Role role_of(int role) {
     return role == FE_DATAKEY_ROLE_WRAP ? Role::wrap : Role::unwrap;
 }
@@ -156,7 +196,8 @@ KeyCheck to_check(const fe_datakey_check* c) {
     KeyCheck check;
     check.version = c->version;
     check.bits = c->bits;
-    check.kcv = c->kcv;
+    // The array need not be NUL-terminated: read no further than its end.
+    check.kcv.assign(c->kcv, strnlen(c->kcv, sizeof c->kcv));
     return check;
 }
 
@@ -201,7 +242,7 @@ fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char
 }
 
 void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) noexcept {
-    if (err == nullptr)
+    if (err == nullptr || prefix == nullptr)
         return;
     try {
         err->message = prefix + err->message;
@@ -217,9 +258,11 @@ void fe_datakey_free(void* ptr) noexcept {
 fe_datakey_options* fe_datakey_options_extract(int* argc, char** argv, unsigned accepted,
                                                const char* shortopts, const struct option* longopts,
                                                fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(argc), ARG(argv)}))
+        return nullptr;
     fe_datakey_options* result = nullptr;
     guarded(err, [&] {
-        UtilityOptions utility{shortopts, longopts};
+        UtilityOptions utility{shortopts != nullptr ? shortopts : "", longopts};
         result = new fe_datakey_options{KeyOptions::extract(*argc, argv, accepted, utility)};
     });
     return result;
@@ -230,10 +273,14 @@ void fe_datakey_options_free(fe_datakey_options* opts) noexcept {
 }
 
 int fe_datakey_options_on_command_line(const fe_datakey_options* opts) noexcept {
+    if (opts == nullptr)
+        return 0;
     return or_fallback(0, [&] { return opts->options.given_on_command_line() ? 1 : 0; });
 }
 
 int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) noexcept {
+    if (opts == nullptr)
+        return 0;
     return or_fallback(0, [&] {
         return opts->options.no_key_wrap() ||
                        opts->options.setting(role_of(role)).source != Source::unset
@@ -244,22 +291,36 @@ int fe_datakey_options_is_set(const fe_datakey_options* opts, int role) noexcept
 
 char* fe_datakey_options_command(const fe_datakey_options* opts, int role,
                                  fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(opts)}))
+        return nullptr;
     char* result = nullptr;
-    guarded(err, [&] { result = copy_string(opts->options.command(role_of(role))); });
+    guarded(err, [&] { result = copy_result(opts->options.command(role_of(role))); });
     return result;
 }
 
 int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap, char** unwrap,
                                     fe_datakey_error** err) noexcept {
-    return guarded(err, [&] {
-        auto pair = opts->options.command_pair();
-        *wrap = copy_string(pair.first);
-        *unwrap = copy_string(pair.second);
-    });
+    if (!args_given(err, __func__, {ARG(opts), ARG(wrap), ARG(unwrap)}))
+        return 0;
+    *wrap = nullptr;
+    *unwrap = nullptr;
+    if (guarded(err, [&] {
+            auto pair = opts->options.command_pair();
+            *wrap = copy_result(pair.first);
+            *unwrap = copy_result(pair.second);
+        }))
+        return 1;
+    std::free(*wrap);
+    std::free(*unwrap);
+    *wrap = nullptr;
+    *unwrap = nullptr;
+    return 0;
 }
 
 int fe_datakey_command_validate(int role, const char* command, const char* origin,
                                 fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(command), ARG(origin)}))
+        return 0;
     return guarded(err, [&] { validate_command(role_of(role), command, origin); });
 }
 
@@ -275,7 +336,9 @@ const char* fe_datakey_options_help(unsigned accepted) noexcept {
 }
 
 int fe_datakey_check_path(const char* path, fe_datakey_error** err) noexcept {
-    return guarded(err, [&] { check_path_is_shell_safe(path); });
+    if (!args_given(err, __func__, {ARG(path)}))
+        return 0;
+    return guarded(err, [&] { check_key_file_path(path); });
 }
 
 char* fe_datakey_options_help_at(unsigned accepted, int column) noexcept {
@@ -297,15 +360,21 @@ void fe_datakey_key_free(fe_datakey_key* key) noexcept {
     delete key;
 }
 int fe_datakey_key_bits(const fe_datakey_key* key) noexcept {
-    return key->key.bits();
+    return key != nullptr ? key->key.bits() : 0;
 }
 size_t fe_datakey_key_length(const fe_datakey_key* key) noexcept {
-    return key->key.bytes().size();
+    return key != nullptr ? key->key.bytes().size() : 0;
 }
 const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) noexcept {
-    return key->key.bytes().data();
+    return key != nullptr ? key->key.bytes().data() : nullptr;
 }
 void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out) noexcept {
+    if (out == nullptr)
+        return;
+    if (key == nullptr) {
+        std::memset(out, 0, sizeof *out);
+        return;
+    }
     try {
         fill_check(KeyCheck::of(key->key), out);
     } catch (...) {
@@ -315,16 +384,20 @@ void fe_datakey_key_check_of(const fe_datakey_key* key, fe_datakey_check* out) n
 
 int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
                            fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(text), ARG(out)}))
+        return 0;
     return guarded(err, [&] { fill_check(KeyCheck::parse(std::string(text, len)), out); });
 }
 
 int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b) noexcept {
-    if (a->kcv[0] == '\0' || b->kcv[0] == '\0')
+    if (a == nullptr || b == nullptr || a->kcv[0] == '\0' || b->kcv[0] == '\0')
         return 0;
     return or_fallback(0, [&] { return to_check(a) == to_check(b) ? 1 : 0; });
 }
 
 int fe_datakey_is_encrypted(const char* datadir) noexcept {
+    if (datadir == nullptr)
+        return 1;
     return or_fallback(1, [&] { return is_encrypted(datadir) ? 1 : 0; });
 }
 
@@ -333,12 +406,16 @@ static_assert(FE_DATAKEY_CONTROL_VERSION == control_encryption_version,
 
 int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
                                  fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(datadir)}))
+        return 0;
     return guarded(err, [&] { check_key_state(datadir, version, bits); });
 }
 
 int fe_datakey_store_create(const char* datadir, const char* wrap_command,
                             const fe_datakey_key* key, int timeout_seconds,
                             fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(datadir), ARG(wrap_command), ARG(key)}))
+        return 0;
     return guarded(err, [&] {
         create_key_store(datadir, wrap_command, key->key, run_options(datadir, timeout_seconds));
     });
@@ -346,6 +423,8 @@ int fe_datakey_store_create(const char* datadir, const char* wrap_command,
 
 fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_command,
                                       int timeout_seconds, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(datadir), ARG(unwrap_command)}))
+        return nullptr;
     fe_datakey_key* result = nullptr;
     guarded(err, [&] {
         result = new fe_datakey_key{
@@ -356,12 +435,16 @@ fe_datakey_key* fe_datakey_store_load(const char* datadir, const char* unwrap_co
 
 int fe_datakey_store_read_check(const char* datadir, fe_datakey_check* out,
                                 fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(datadir), ARG(out)}))
+        return 0;
     return guarded(err, [&] { fill_check(read_key_check(datadir), out); });
 }
 
 fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_command,
                                          int timeout_seconds, fe_datakey_check* check,
                                          int* check_found, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(path), ARG(unwrap_command)}))
+        return nullptr;
     fe_datakey_key* result = nullptr;
     guarded(err, [&] {
         std::optional<KeyCheck> found;
@@ -378,35 +461,44 @@ fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_co
 
 int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
                                        fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(conf_path), ARG(command)}))
+        return 0;
     return guarded(err, [&] { set_conf_unwrap_command(conf_path, command); });
 }
 
 char* fe_datakey_conf_get_unwrap_command(const char* conf_path, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(conf_path)}))
+        return nullptr;
     char* result = nullptr;
     guarded(err, [&] {
         if (auto value = get_conf_unwrap_command(conf_path))
-            result = copy_string(*value);
+            result = copy_result(*value);
     });
     return result;
 }
 
 char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
                                            fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(datadir)}))
+        return nullptr;
     char* result = nullptr;
     guarded(err, [&] {
         if (auto value = config_file != nullptr
                              ? configured_unwrap_command_from(datadir, config_file)
                              : configured_unwrap_command(datadir))
-            if ((result = copy_string(*value)) == nullptr)
-                throw std::bad_alloc();
+            result = copy_result(*value);
     });
     return result;
 }
 
 char* fe_datakey_conf_quote(const char* value) noexcept {
+    if (value == nullptr)
+        return nullptr;
     return or_fallback<char*>(nullptr, [&] { return copy_string(quote_conf_value(value)); });
 }
 char* fe_datakey_shell_quote(const char* word) noexcept {
+    if (word == nullptr)
+        return nullptr;
     return or_fallback<char*>(nullptr, [&] { return copy_string(shell_quote(word)); });
 }
 

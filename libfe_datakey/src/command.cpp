@@ -25,6 +25,7 @@
 #include <optional>
 #include <poll.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -68,18 +69,49 @@ std::string expand_command(const std::string& command, const std::string& path) 
     return out;
 }
 
+// A path substituted into %p may stand in double quotes, in single quotes or
+// bare, so only characters that no shell treats specially anywhere in a word
+// pass: ASCII letters and digits and / . _ - + , : @ =. Everything else
+// (quotes, ; & | < > ( ), blanks, globs, $ ` \ ~ ! # { } %, control
+// characters, non-ASCII bytes) is refused, as is a leading - (an option).
 void check_path_is_shell_safe(const std::string& path) {
-    static const std::pair<char, const char*> unsafe[] = {
-        {'"', "a double quote (\")"}, {'$', "a dollar sign ($)"}, {'`', "a backquote (`)"},
-        {'\\', "a backslash (\\)"},   {'\n', "a newline"},
+    auto refuse = [](const std::string& what) {
+        throw Error(ErrorCode::unsafe_path,
+                    "path contains a character that is not allowed in a key command",
+                    "The path contains " + what + ".",
+                    "Copy or link the file to a path made only of letters, digits and the "
+                    "characters / . _ - + , : @ =.");
     };
-    for (const auto& [c, name] : unsafe)
-        if (path.find(c) != std::string::npos)
-            throw Error(ErrorCode::unsafe_path,
-                        "path contains a character that is not allowed in a key command",
-                        "The path \"" + path + "\" contains " + name + ".",
-                        "Move or rename the file so that its path has no double quote, dollar "
-                        "sign, backquote, backslash or newline.");
+    if (!path.empty() && path[0] == '-')
+        refuse("a leading dash, which a program would read as an option");
+    for (unsigned char c : path) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            (c != '\0' && std::strchr("/._-+,:@=", c) != nullptr))
+            continue;
+        if (c == '\'')
+            refuse("a single quote (')");
+        if (c == '"')
+            refuse("a double quote (\")");
+        if (c == '$')
+            refuse("a dollar sign ($)");
+        if (c == '`')
+            refuse("a backquote (`)");
+        if (c == '\\')
+            refuse("a backslash (\\)");
+        if (c == '\n')
+            refuse("a newline");
+        if (c == ' ' || c == '\t')
+            refuse("a space or tab");
+        if (c == '*' || c == '?' || c == '[' || c == ']')
+            refuse("a wildcard character (* ? [ ])");
+        if (c != '\0' && std::strchr(";&|<>()", c) != nullptr)
+            refuse("a shell operator (; & | < > ( ))");
+        if (c >= 0x80)
+            refuse("a non-ASCII character");
+        if (c < 0x20 || c == 0x7f)
+            refuse("a control character");
+        refuse("a character that the shell treats specially (" + std::string(1, char(c)) + ")");
+    }
 }
 
 std::string command_shell() {
@@ -492,6 +524,10 @@ pid_t spawn(Role role, const std::string& command, const RunOptions& options, in
         throw spawn_error(role, "Could not use \"" + dir +
                                     "\" as its working directory: " + std::strerror(errno) + ".");
 
+    // A syntax error would make the shell print the command, and any secret
+    // in it, on our standard error: look for one with that output discarded.
+    check_command_syntax(role, command);
+
     std::string shell = command_shell();
     std::vector<std::string> args;
     if (shell == "/bin/bash") // a failing stage fails the pipeline
@@ -586,6 +622,104 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
 }
 
 } // namespace
+
+namespace {
+
+// How long the shell may take to parse a command.
+constexpr int kSyntaxCheckMs = 10000;
+
+// The environment for `shell -n`, without the variables that make a
+// non-interactive shell read a file of its own.
+std::vector<char*> syntax_check_environment() {
+    std::vector<char*> env;
+    for (char** e = environ; e != nullptr && *e != nullptr; e++)
+        if (std::strncmp(*e, "BASH_ENV=", 9) != 0 && std::strncmp(*e, "ENV=", 4) != 0)
+            env.push_back(*e);
+    env.push_back(nullptr);
+    return env;
+}
+
+// Waits for `pid` for at most kSyntaxCheckMs; kills it when that runs out.
+// Returns its wait status, or -1 after a kill.
+int wait_bounded(pid_t pid) {
+    Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(kSyntaxCheckMs);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0 && errno != EINTR)
+            throw Error(ErrorCode::internal, "could not get the exit status of a key command",
+                        std::string("waitpid failed: ") + std::strerror(errno) + ".");
+        long long left =
+            std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        if (pidfd.get() >= 0) {
+            pollfd p{pidfd.get(), POLLIN, 0};
+            poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {
+            usleep(1000);
+        }
+    }
+}
+
+} // namespace
+
+void check_command_syntax(Role role, const std::string& command) {
+    std::string shell = command_shell();
+    std::vector<std::string> args = {shell, "-n", "-c", command};
+    std::vector<char*> argv;
+    for (std::string& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<char*> env = syntax_check_environment();
+
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO})
+        posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY,
+                                         0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+    // The caller's ignored signals and mask are not the shell's business.
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, shell.c_str(), &actions, &attr, argv.data(), env.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0)
+        throw spawn_error(role, "Could not run the shell " + shell +
+                                    " to check the command: " + std::strerror(rc) + ".");
+
+    int status = wait_bounded(pid);
+    if (status == -1)
+        throw spawn_error(role, "The shell did not finish checking the command's syntax within " +
+                                    std::to_string(kSyntaxCheckMs / 1000) + " seconds.");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+        throw spawn_error(role, "Could not run the shell " + shell + " to check the command.");
+    throw Error(ErrorCode::command_invalid, std::string(role_name(role)) + " has a syntax error",
+                "The shell " + shell +
+                    " rejected the command. Its text is not shown because it can carry secrets, "
+                    "such as a passphrase.",
+                "Check the command's quoting and parentheses, for example with \"" + shell +
+                    " -n -c\" in a shell of your own.");
+}
 
 void set_interrupt_check(InterruptCheck check) noexcept {
     interrupt_check.store(check);

@@ -106,14 +106,16 @@ std::string link_target(const std::string& path) {
     return resolved.get();
 }
 
-// Replaces `path` (a link's target) by `content` durably, keeping its mode.
+// Replaces `path` (a link's target) by `content` durably, keeping its mode,
+// owner and group: the server must still be able to read the file, and an
+// administrator's choice of group stays.
 void replace_file_atomically(const std::string& path, const std::string& content) {
     std::string target = link_target(path);
     struct stat st {};
     if (::stat(target.c_str(), &st) != 0)
         throw_io_error("could not stat file \"" + target + "\"", errno);
     replace_file_durably(target, target + conf_temporary_suffix, content.data(), content.size(),
-                         st.st_mode & 07777);
+                         st.st_mode & 07777, FileOwner{st.st_uid, st.st_gid});
 }
 
 } // namespace

@@ -116,20 +116,54 @@ void replace_file_durably(const std::string& path, const void* data, std::size_t
     replace_file_durably(path, path + ".tmp", data, size, mode);
 }
 
-void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
-                          std::size_t size, mode_t mode) {
+namespace {
+
+// Gives the temporary file the owner of the file it replaces. fchown comes
+// before install_file's fchmod: a chown by a non-root user clears the set-id
+// bits, which the mode then puts back where allowed.
+void give_owner(int fd, const std::string& path, const std::string& tmp, const FileOwner& owner) {
+    if (fchown(fd, owner.uid, owner.gid) == 0)
+        return;
+    int e = errno;
+    if (e != EPERM)
+        throw_io_error("could not change owner of file " + in_quotes(tmp), e);
+    throw Error(ErrorCode::io, "could not replace file " + in_quotes(path),
+                "The file is owned by user " + std::to_string(owner.uid) + " and group " +
+                    std::to_string(owner.gid) +
+                    ", and this program may not create a file owned by them, so the new file "
+                    "could not keep its owner. Nothing was changed.",
+                "Run the program as the file's owner, or make the file owned by the user and a "
+                "group of the user running the program.");
+}
+
+void write_and_install(const std::string& path, const std::string& tmp, const void* data,
+                       std::size_t size, mode_t mode, const FileOwner* owner) {
     remove_if_exists(tmp);
     try {
         FileHandle fd(
             open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
         if (fd.get() < 0)
             throw_io_error("could not create file " + in_quotes(tmp), errno);
+        if (owner != nullptr)
+            give_owner(fd.get(), path, tmp, *owner);
         write_all(fd.get(), data, size, tmp);
         install_file(fd, mode, tmp, path);
     } catch (...) {
         unlink(tmp.c_str());
         throw;
     }
+}
+
+} // namespace
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode) {
+    write_and_install(path, tmp, data, size, mode, nullptr);
+}
+
+void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
+                          std::size_t size, mode_t mode, const FileOwner& owner) {
+    write_and_install(path, tmp, data, size, mode, &owner);
 }
 
 namespace {
@@ -337,22 +371,38 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
     return verify_key(std::move(out), check, role_name(Role::unwrap));
 }
 
-Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
-                  const RunOptions& options, std::optional<KeyCheck>* check_found) {
+namespace {
+
+// Where the unwrap command of a user-given key file runs, and the %p it gets.
+struct KeyFileCommandPath {
+    std::string directory; // the working directory: never in the command text
+    std::string relpath;   // substituted into %p
+};
+
+KeyFileCommandPath key_file_command_path(const std::string& key_file_path) {
     namespace fs = std::filesystem;
     fs::path file(key_file_path);
     fs::path parent = file.parent_path();
-    std::string directory, relpath;
     if (parent.filename() == key_directory) {
         // Inside a data directory: run where the cluster's own commands run.
         fs::path top = parent.parent_path();
-        directory = top.empty() ? "." : top.string();
-        relpath = std::string(key_directory) + "/" + file.filename().string();
-    } else {
-        directory = parent.empty() ? "." : parent.string();
-        relpath = file.filename().string();
+        return {top.empty() ? "." : top.string(),
+                std::string(key_directory) + "/" + file.filename().string()};
     }
-    check_path_is_shell_safe(directory);
+    return {parent.empty() ? "." : parent.string(), file.filename().string()};
+}
+
+} // namespace
+
+void check_key_file_path(const std::string& key_file_path) {
+    check_path_is_shell_safe(key_file_command_path(key_file_path).relpath);
+}
+
+Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
+                  const RunOptions& options, std::optional<KeyCheck>* check_found) {
+    namespace fs = std::filesystem;
+    fs::path parent = fs::path(key_file_path).parent_path();
+    auto [directory, relpath] = key_file_command_path(key_file_path);
     check_path_is_shell_safe(relpath);
     require_file(key_file_path);
 

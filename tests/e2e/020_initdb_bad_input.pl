@@ -103,18 +103,18 @@ refused('copy_without_y', [ "--copy-key-from=$dir/nonexistent" ], $no_env,
 
 # --- --copy-key-from paths -------------------------------------------------------------------
 {
-	# A real key file in a directory whose name would break a shell command.
-	for my $bad ('quo"te', 'dol$lar', 'back`quote', 'back\\slash')
+	# A real key file whose name would break a shell command, however %p is
+	# quoted. Only the name goes into %p: the directory is the working one.
+	mkdir "$dir/unsafe";
+	for my $bad ('quo"te', "sin'gle", 'dol$lar', 'back`quote', 'back\\slash', 'sp ace', 'semi;colon', 'gl*ob')
 	{
-		my $src = "$dir/$bad";
-		mkdir $src;
-		mkdir "$src/pg_encryption";
-		write_file("$src/pg_encryption/key.bin", 'x' x 64, 0600);
+		my $file = "$dir/unsafe/key$bad.bin";
+		write_file($file, 'x' x 64, 0600);
 		(my $name = "copy_unsafe_$bad") =~ s/\W+/_/g;
 		refused($name, [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
-				"--copy-key-from=$src/pg_encryption/key.bin" ], $no_env,
+				"--copy-key-from=$file" ], $no_env,
 			qr/error: cannot use the file given with --copy-key-from: path contains a character that is not allowed in a key command/,
-			qr/hint: Move or rename the file/);
+			qr/hint: Copy or link the file to a path made only of letters, digits/);
 	}
 	refused('copy_missing', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
 			"--copy-key-from=$dir/nonexistent/key.bin" ], $no_env,

@@ -1,5 +1,5 @@
 // %p / %% expansion against a plain reference, and the path check: a path it
-// accepts stands inside double quotes in a shell command as itself.
+// accepts is one shell word, quoted or not, as itself.
 #include "fe_datakey/command.hpp"
 #include "fe_datakey/error.hpp"
 
@@ -27,10 +27,12 @@ std::string reference_expand(const std::string& command, const std::string& path
     return out;
 }
 
-// Characters with a meaning inside double quotes in sh and bash (history
-// expansion with ! is off in the non-interactive shell that runs commands).
+// A path that is one shell word however %p is quoted ("%p", '%p', bare):
+// ASCII letters, digits and / . _ - + , : @ =, and no leading - (an option).
 bool shell_safe(const std::string& path) {
-    return path.find_first_of("\"$`\\\n") == std::string::npos;
+    static const std::string allowed = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                       "0123456789/._-+,:@=";
+    return path.find_first_not_of(allowed) == std::string::npos && (path.empty() || path[0] != '-');
 }
 
 } // namespace

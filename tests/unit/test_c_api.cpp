@@ -7,6 +7,8 @@
 #include <getopt.h>
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -334,4 +336,167 @@ TEST(CApi, AnEmptyKeyCheckEqualsNothing) {
     EXPECT_EQ(fe_datakey_check_equal(&real, &empty), 0);
     EXPECT_EQ(fe_datakey_check_equal(&empty, &real), 0);
     fe_datakey_key_free(key);
+}
+
+namespace {
+
+// Expects `err` to be an invalid-argument error naming `name`, and frees it.
+void expect_invalid_argument(fe_datakey_error*& err, const char* name) {
+    ASSERT_NE(err, nullptr) << name;
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_INVALID_ARGUMENT) << name;
+    EXPECT_EQ(
+        std::string(fe_datakey_error_message(err)).rfind("invalid argument to fe_datakey_", 0), 0u)
+        << fe_datakey_error_message(err);
+    ASSERT_NE(fe_datakey_error_detail(err), nullptr);
+    EXPECT_EQ(std::string(fe_datakey_error_detail(err)),
+              std::string("The argument ") + name + " is NULL.");
+    fe_datakey_error_free(err);
+    err = nullptr;
+}
+
+} // namespace
+
+// Every entry point, with each pointer it takes NULL: a defined error or
+// result, never a crash (run under the asan preset as well).
+TEST(CApi, EveryEntryPointHasADefinedResultForNullArguments) {
+    EnvGuard env;
+    env.set("PGDATAKEYWRAPCMD", "cat > \"%p\"");
+    env.set("PGDATAKEYUNWRAPCMD", "cat \"%p\"");
+    TempDir dir;
+    fe_datakey_error* err = nullptr;
+
+    // Errors.
+    EXPECT_STREQ(fe_datakey_error_message(nullptr), "out of memory");
+    EXPECT_EQ(fe_datakey_error_detail(nullptr), nullptr);
+    EXPECT_EQ(fe_datakey_error_hint(nullptr), nullptr);
+    EXPECT_EQ(fe_datakey_error_code(nullptr), FE_DATAKEY_E_INTERNAL);
+    fe_datakey_error_free(nullptr);
+    fe_datakey_error* made = fe_datakey_error_new(FE_DATAKEY_E_IO, nullptr, nullptr, nullptr);
+    ASSERT_NE(made, nullptr);
+    EXPECT_STREQ(fe_datakey_error_message(made), "");
+    fe_datakey_error_prefix(made, nullptr);
+    EXPECT_STREQ(fe_datakey_error_message(made), "");
+    fe_datakey_error_prefix(nullptr, "x");
+    fe_datakey_error_prefix(nullptr, nullptr);
+    fe_datakey_error_free(made);
+    fe_datakey_free(nullptr);
+
+    // Options.
+    char prog[] = "initdb";
+    char* argv[] = {prog, nullptr};
+    int argc = 1;
+    EXPECT_EQ(fe_datakey_options_extract(nullptr, argv, FE_DATAKEY_OPT_WRAP, "", nullptr, &err),
+              nullptr);
+    expect_invalid_argument(err, "argc");
+    EXPECT_EQ(fe_datakey_options_extract(&argc, nullptr, FE_DATAKEY_OPT_WRAP, "", nullptr, &err),
+              nullptr);
+    expect_invalid_argument(err, "argv");
+    EXPECT_EQ(fe_datakey_options_extract(nullptr, nullptr, 0, nullptr, nullptr, nullptr), nullptr);
+    fe_datakey_options* opts = fe_datakey_options_extract(
+        &argc, argv, FE_DATAKEY_OPT_WRAP | FE_DATAKEY_OPT_UNWRAP, nullptr, nullptr, &err);
+    ASSERT_NE(opts, nullptr) << fe_datakey_error_message(err);
+    fe_datakey_options_free(nullptr);
+    EXPECT_EQ(fe_datakey_options_on_command_line(nullptr), 0);
+    EXPECT_EQ(fe_datakey_options_is_set(nullptr, FE_DATAKEY_ROLE_WRAP), 0);
+    EXPECT_EQ(fe_datakey_options_command(nullptr, FE_DATAKEY_ROLE_WRAP, &err), nullptr);
+    expect_invalid_argument(err, "opts");
+    EXPECT_EQ(fe_datakey_options_command(nullptr, FE_DATAKEY_ROLE_WRAP, nullptr), nullptr);
+    char* wrap = reinterpret_cast<char*>(1);
+    char* unwrap = nullptr;
+    EXPECT_EQ(fe_datakey_options_command_pair(nullptr, &wrap, &unwrap, &err), 0);
+    expect_invalid_argument(err, "opts");
+    EXPECT_EQ(fe_datakey_options_command_pair(opts, nullptr, &unwrap, &err), 0);
+    expect_invalid_argument(err, "wrap");
+    EXPECT_EQ(fe_datakey_options_command_pair(opts, &wrap, nullptr, &err), 0);
+    expect_invalid_argument(err, "unwrap");
+    EXPECT_EQ(fe_datakey_options_command_pair(opts, nullptr, nullptr, nullptr), 0);
+    fe_datakey_options_free(opts);
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_WRAP, nullptr, "x", &err), 0);
+    expect_invalid_argument(err, "command");
+    EXPECT_EQ(fe_datakey_command_validate(FE_DATAKEY_ROLE_WRAP, "cat %p", nullptr, &err), 0);
+    expect_invalid_argument(err, "origin");
+    EXPECT_EQ(fe_datakey_check_path(nullptr, &err), 0);
+    expect_invalid_argument(err, "path");
+    EXPECT_EQ(fe_datakey_check_path(nullptr, nullptr), 0);
+
+    // Keys and checks.
+    EXPECT_EQ(fe_datakey_key_bits(nullptr), 0);
+    EXPECT_EQ(fe_datakey_key_length(nullptr), 0u);
+    EXPECT_EQ(fe_datakey_key_bytes(nullptr), nullptr);
+    fe_datakey_key_free(nullptr);
+    fe_datakey_check check;
+    std::memset(&check, 'x', sizeof check);
+    fe_datakey_key_check_of(nullptr, &check);
+    EXPECT_EQ(check.kcv[0], '\0');
+    EXPECT_EQ(check.bits, 0);
+    fe_datakey_key* key = fe_datakey_key_generate(128, &err);
+    ASSERT_NE(key, nullptr);
+    fe_datakey_key_check_of(key, nullptr);
+    EXPECT_EQ(fe_datakey_check_parse(nullptr, 10, &check, &err), 0);
+    expect_invalid_argument(err, "text");
+    EXPECT_EQ(fe_datakey_check_parse("x", 1, nullptr, &err), 0);
+    expect_invalid_argument(err, "out");
+    fe_datakey_key_check_of(key, &check);
+    EXPECT_EQ(fe_datakey_check_equal(nullptr, &check), 0);
+    EXPECT_EQ(fe_datakey_check_equal(&check, nullptr), 0);
+    EXPECT_EQ(fe_datakey_check_equal(nullptr, nullptr), 0);
+
+    // The key store and the configuration.
+    EXPECT_EQ(fe_datakey_is_encrypted(nullptr), 1);
+    EXPECT_EQ(fe_datakey_store_check_state(nullptr, 0, 0, &err), 0);
+    expect_invalid_argument(err, "datadir");
+    const char* d = dir.path().c_str();
+    EXPECT_EQ(fe_datakey_store_create(nullptr, "-", key, 0, &err), 0);
+    expect_invalid_argument(err, "datadir");
+    EXPECT_EQ(fe_datakey_store_create(d, nullptr, key, 0, &err), 0);
+    expect_invalid_argument(err, "wrap_command");
+    EXPECT_EQ(fe_datakey_store_create(d, "-", nullptr, 0, &err), 0);
+    expect_invalid_argument(err, "key");
+    EXPECT_EQ(fe_datakey_store_load(nullptr, "-", 0, &err), nullptr);
+    expect_invalid_argument(err, "datadir");
+    EXPECT_EQ(fe_datakey_store_load(d, nullptr, 0, &err), nullptr);
+    expect_invalid_argument(err, "unwrap_command");
+    EXPECT_EQ(fe_datakey_store_read_check(nullptr, &check, &err), 0);
+    expect_invalid_argument(err, "datadir");
+    EXPECT_EQ(fe_datakey_store_read_check(d, nullptr, &err), 0);
+    expect_invalid_argument(err, "out");
+    int found = 0;
+    EXPECT_EQ(fe_datakey_load_key_file(nullptr, "-", 0, &check, &found, &err), nullptr);
+    expect_invalid_argument(err, "path");
+    EXPECT_EQ(fe_datakey_load_key_file("key.bin", nullptr, 0, nullptr, nullptr, &err), nullptr);
+    expect_invalid_argument(err, "unwrap_command");
+    EXPECT_EQ(fe_datakey_conf_set_unwrap_command(nullptr, "cat %p", &err), 0);
+    expect_invalid_argument(err, "conf_path");
+    EXPECT_EQ(fe_datakey_conf_set_unwrap_command((dir / "postgresql.conf").c_str(), nullptr, &err),
+              0);
+    expect_invalid_argument(err, "command");
+    EXPECT_EQ(fe_datakey_conf_get_unwrap_command(nullptr, &err), nullptr);
+    expect_invalid_argument(err, "conf_path");
+    EXPECT_EQ(fe_datakey_configured_unwrap_command(nullptr, nullptr, &err), nullptr);
+    expect_invalid_argument(err, "datadir");
+    EXPECT_EQ(fe_datakey_configured_unwrap_command(nullptr, nullptr, nullptr), nullptr);
+    EXPECT_EQ(fe_datakey_conf_quote(nullptr), nullptr);
+    EXPECT_EQ(fe_datakey_shell_quote(nullptr), nullptr);
+    fe_datakey_key_free(key);
+}
+
+TEST(CApi, AKeyCheckValueIsReadNoFurtherThanItsArray) {
+    // kcv filled to the end with no NUL, in blocks that end with the array:
+    // compared by its 33 bytes, not beyond (which asan reports as a heap
+    // over-read; without asan the old code compared what lay beyond).
+    const std::size_t size = offsetof(fe_datakey_check, kcv) + FE_DATAKEY_KCV_HEX_LEN + 1;
+    auto* a = static_cast<fe_datakey_check*>(std::malloc(size));
+    auto* b = static_cast<fe_datakey_check*>(std::malloc(size));
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    for (fe_datakey_check* c : {a, b}) {
+        c->version = 1;
+        c->bits = 128;
+        std::memset(c->kcv, 'a', sizeof c->kcv);
+    }
+    EXPECT_EQ(fe_datakey_check_equal(a, b), 1);
+    b->kcv[FE_DATAKEY_KCV_HEX_LEN] = 'b';
+    EXPECT_EQ(fe_datakey_check_equal(a, b), 0);
+    std::free(a);
+    std::free(b);
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <functional>
 #include <poll.h>
 #include <pthread.h>
 #include <pty.h>
@@ -113,12 +114,47 @@ TEST(ExpandCommand, ReplacesPercentPAndPercentPercent) {
     EXPECT_EQ(expand_command("%p", "a%pb%%"), "a%pb%%");
 }
 
-TEST(CheckPath, RefusesCharactersThatBreakDoubleQuotes) {
-    for (const char* bad : {"a\"b", "a$b", "a`b", "a\\b", "a\nb", "$HOME/key"}) {
+TEST(CheckPath, RefusesEachClassOfUnsafeCharacterAndNamesIt) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"it's.bin", "a single quote"},
+        {"a\"b", "a double quote"},
+        {"key.bin;rm", "a shell operator"},
+        {"a&b", "a shell operator"},
+        {"a|b", "a shell operator"},
+        {"a>b", "a shell operator"},
+        {"a(b", "a shell operator"},
+        {"/srv/old cluster/key.bin", "a space or tab"},
+        {"a\tb", "a space or tab"},
+        {"key*.bin", "a wildcard character"},
+        {"key?.bin", "a wildcard character"},
+        {"key[1].bin", "a wildcard character"},
+        {"$HOME/key", "a dollar sign"},
+        {"a`b", "a backquote"},
+        {"a\\b", "a backslash"},
+        {"a\nb", "a newline"},
+        {"cl\xc3\xa9/key.bin", "a non-ASCII character"},
+        {"a\x01b", "a control character"},
+        {"~/key.bin", "a character that the shell treats specially (~)"},
+        {"a#b", "a character that the shell treats specially (#)"},
+        {"a{b,c}", "a character that the shell treats specially ({)"},
+        {"-rf", "a leading dash"},
+    };
+    for (const auto& [bad, what] : cases) {
         Error e = error_of([&] { check_path_is_shell_safe(bad); });
         EXPECT_EQ(e.code(), ErrorCode::unsafe_path) << bad;
+        EXPECT_EQ(e.message(), "path contains a character that is not allowed in a key command");
+        EXPECT_NE(e.detail().find(what), std::string::npos) << bad << ": " << e.detail();
+        EXPECT_NE(e.hint().find("Copy or link the file"), std::string::npos) << e.hint();
     }
-    for (const char* good : {"/a/b c/key.bin", "it's here", "pg_encryption/key.bin", "a%b!#&*"})
+    std::string with_nul("a\0b", 3);
+    EXPECT_EQ(error_of([&] { check_path_is_shell_safe(with_nul); }).code(), ErrorCode::unsafe_path);
+}
+
+TEST(CheckPath, AcceptsOrdinaryAbsoluteAndRelativePaths) {
+    for (const char* good :
+         {"/srv/pg15/pg_encryption/key.bin", "pg_encryption/key.bin", "key.bin", "./old/key.bin",
+          "../backup-2026-12-03/key.bin", "/var/lib/postgresql/15/main/pg_encryption/key.bin",
+          "a+b,c:d@e=f/KEY_1.bin", "x-y"})
         EXPECT_NO_THROW(check_path_is_shell_safe(good)) << good;
 }
 
@@ -332,6 +368,84 @@ TEST_F(Runner, MessagesNeverContainTheCommand) {
     Error spawn = error_of([&] { run_unwrap(": " + secret, 100, o); });
     EXPECT_EQ(spawn.code(), ErrorCode::spawn_failed);
     expect_not_in_error(spawn, secret);
+}
+
+namespace {
+
+// What is written to our file descriptor 2 while `f` runs.
+std::string stderr_of(const std::function<void()>& f) {
+    TempDir tmp;
+    std::string path = tmp / "stderr";
+    int file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    EXPECT_GE(file, 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    dup2(file, STDERR_FILENO);
+    ::close(file);
+    try {
+        f();
+    } catch (...) {
+        fflush(stderr);
+        dup2(saved, STDERR_FILENO);
+        ::close(saved);
+        throw;
+    }
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    ::close(saved);
+    return read_text(path);
+}
+
+} // namespace
+
+TEST_F(Runner, SyntaxErrorIsReportedWithoutTheCommandText) {
+    const std::string secret = "SeCrEt-123";
+    const std::string command = "openssl enc -pass pass:" + secret + " ( -d";
+    Error u(ErrorCode::ok, "");
+    std::string unwrap_stderr = stderr_of(
+        [&] { u = error_of([&] { run_unwrap(command + " -in key.bin", 100, opts()); }); });
+    EXPECT_EQ(u.code(), ErrorCode::command_invalid);
+    EXPECT_EQ(u.message(), "key unwrap command has a syntax error");
+    EXPECT_NE(u.detail().find("not shown because it can carry secrets"), std::string::npos)
+        << u.detail();
+    EXPECT_FALSE(u.hint().empty());
+    expect_not_in_error(u, secret);
+    EXPECT_EQ(unwrap_stderr.find(secret), std::string::npos) << unwrap_stderr;
+
+    Error w(ErrorCode::ok, "");
+    std::string wrap_stderr = stderr_of([&] {
+        w = error_of([&] { run_wrap(command + " -out out.bin", buffer_of("k"), opts()); });
+    });
+    EXPECT_EQ(w.code(), ErrorCode::command_invalid);
+    EXPECT_EQ(w.message(), "key wrap command has a syntax error");
+    expect_not_in_error(w, secret);
+    EXPECT_EQ(wrap_stderr.find(secret), std::string::npos) << wrap_stderr;
+    EXPECT_EQ(wrap_stderr, "");
+}
+
+TEST_F(Runner, SyntaxCheckExecutesNothing) {
+    // The shell runs a line before it parses the next: without the check,
+    // the first line would run before the error on the second.
+    std::string marker = dir / "MARKER";
+    for (const std::string& command :
+         {"touch " + marker + "\n(", "touch " + marker + "; (", "touch " + marker + " && done"}) {
+        Error e = error_of([&] { run_unwrap(command, 100, opts()); });
+        EXPECT_EQ(e.code(), ErrorCode::command_invalid) << command;
+        EXPECT_NE(access(marker.c_str(), F_OK), 0) << command;
+        Error c = error_of([&] { check_command_syntax(Role::wrap, command); });
+        EXPECT_EQ(c.code(), ErrorCode::command_invalid) << command;
+        EXPECT_NE(access(marker.c_str(), F_OK), 0) << command;
+    }
+    // A valid command is only parsed by the check, not run.
+    EXPECT_NO_THROW(check_command_syntax(Role::unwrap, "touch " + marker));
+    EXPECT_NE(access(marker.c_str(), F_OK), 0);
+}
+
+TEST_F(Runner, ValidCommandsWithParenthesesAndQuotesStillRun) {
+    write_text(dir / "in.bin", "key");
+    EXPECT_EQ(text_of(run_unwrap("(cat 'in.bin') | cat", 100, opts())), "key");
+    run_wrap("{ cat; } > \"out.bin\"", buffer_of("k2"), opts());
+    EXPECT_EQ(read_text(dir / "out.bin"), "k2");
 }
 
 TEST_F(Runner, MissingWorkingDirectoryIsASpawnFailure) {

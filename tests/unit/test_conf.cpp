@@ -5,8 +5,14 @@
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <grp.h>
+#include <optional>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <vector>
 
 using namespace fe_datakey;
 
@@ -149,4 +155,109 @@ TEST(Conf, ConfiguredCommandFromAFileOutsideTheDataDirectory) {
     write_text(data / "postgresql.auto.conf", "data_encryption_key_unwrap_command = 'auto %p'\n");
     EXPECT_EQ(configured_unwrap_command_from(data.path(), etc / "main.conf"), "auto %p");
     EXPECT_EQ(configured_unwrap_command_from(data.path(), etc / "missing.conf"), "auto %p");
+}
+
+namespace {
+
+struct stat stat_of(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st;
+}
+
+// A group of this process other than its effective one, if it has one.
+std::optional<gid_t> other_group_of_ours() {
+    std::vector<gid_t> groups(static_cast<std::size_t>(std::max(getgroups(0, nullptr), 0)));
+    int n = getgroups(static_cast<int>(groups.size()), groups.data());
+    for (int i = 0; i < n; i++)
+        if (groups[static_cast<std::size_t>(i)] != getegid())
+            return groups[static_cast<std::size_t>(i)];
+    return std::nullopt;
+}
+
+} // namespace
+
+TEST(Conf, SetKeepsTheFilesModeOwnerAndGroup) {
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "port = 5433\n");
+    ASSERT_EQ(::chmod(conf.c_str(), 0604), 0);
+    struct stat before = stat_of(conf);
+    set_conf_unwrap_command(conf, "cat \"%p\"");
+    struct stat after = stat_of(conf);
+    EXPECT_NE(after.st_ino, before.st_ino); // replaced, not rewritten in place
+    EXPECT_EQ(after.st_mode & 07777, 0604u);
+    EXPECT_EQ(after.st_uid, before.st_uid);
+    EXPECT_EQ(after.st_gid, before.st_gid);
+}
+
+TEST(Conf, SetKeepsASupplementaryGroupOfTheWriter) {
+    std::optional<gid_t> group = other_group_of_ours();
+    if (!group)
+        GTEST_SKIP() << "this user belongs to one group only: a file in another group of "
+                        "theirs cannot be made";
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "port = 5433\n");
+    ASSERT_EQ(::chown(conf.c_str(), geteuid(), *group), 0);
+    ASSERT_EQ(::chmod(conf.c_str(), 0640), 0);
+    set_conf_unwrap_command(conf, "-");
+    struct stat after = stat_of(conf);
+    EXPECT_EQ(after.st_gid, *group);
+    EXPECT_EQ(after.st_uid, geteuid());
+    EXPECT_EQ(after.st_mode & 07777, 0640u);
+    EXPECT_EQ(get_conf_unwrap_command(conf), "-");
+}
+
+TEST(Conf, RootKeepsAnotherUsersOwnerAndGroup) {
+    if (geteuid() != 0)
+        GTEST_SKIP() << "needs root: only root can make a file owned by another user";
+    TempDir dir;
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "port = 5433\n");
+    ASSERT_EQ(::chown(conf.c_str(), 12345, 12346), 0);
+    set_conf_unwrap_command(conf, "-");
+    struct stat after = stat_of(conf);
+    EXPECT_EQ(after.st_uid, 12345u);
+    EXPECT_EQ(after.st_gid, 12346u);
+}
+
+TEST(Conf, AnOwnerThatCannotBeKeptFailsBeforeAnythingIsRenamed) {
+    if (geteuid() != 0)
+        GTEST_SKIP() << "needs root: to make a file owned by another user in a directory the "
+                        "unprivileged writer can write";
+    TempDir dir;
+    ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+    std::string conf = dir / "postgresql.conf";
+    write_text(conf, "port = 5433\n");
+    ASSERT_EQ(::chmod(conf.c_str(), 0644), 0);
+    struct stat before = stat_of(conf);
+    // The writer: an unprivileged user (nobody) in a child process.
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (setgroups(0, nullptr) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+            _exit(10);
+        try {
+            set_conf_unwrap_command(conf, "-");
+        } catch (const Error& e) {
+            bool named = e.code() == ErrorCode::io &&
+                         e.message() == "could not replace file \"" + conf + "\"" &&
+                         e.detail().find("owned by user 0 and group 0") != std::string::npos &&
+                         e.detail().find("Nothing was changed.") != std::string::npos;
+            _exit(named ? 0 : 11);
+        } catch (...) {
+            _exit(12);
+        }
+        _exit(13); // succeeded: the owner was lost
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "10: setuid failed, 11: other error, 13: no error";
+    struct stat after = stat_of(conf);
+    EXPECT_EQ(after.st_ino, before.st_ino);
+    EXPECT_EQ(after.st_uid, 0u);
+    EXPECT_EQ(read_text(conf), "port = 5433\n");
+    EXPECT_FALSE(std::filesystem::exists(conf + conf_temporary_suffix));
 }

@@ -16,8 +16,10 @@ bool is_plaintext_mode(const std::string& command);
 // %p -> path, %% -> %, any other %x (and a trailing %) left as it is.
 std::string expand_command(const std::string& command, const std::string& path);
 
-// Refuses a user-given path that would break inside double quotes in a shell
-// command: " $ ` \ and newline. Throws unsafe_path.
+// Refuses a user-given path that is not safe in a shell command however %p
+// is quoted ("%p", '%p' or bare): only ASCII letters, digits and
+// / . _ - + , : @ = are allowed, and no leading -. Throws unsafe_path, the
+// detail naming the class of the first offending character.
 void check_path_is_shell_safe(const std::string& path);
 
 struct RunOptions {
@@ -42,6 +44,13 @@ constexpr int kInterruptCheckMs = 100;
 // The shell used to run commands: bash with pipefail when /bin/bash exists,
 // else /bin/sh (no pipefail).
 std::string command_shell();
+
+// Checks the syntax of a command with `shell -n` (which executes nothing),
+// its standard streams on /dev/null so that the shell's message, which quotes
+// the command, goes nowhere. Throws command_invalid on a syntax error, without
+// the text; spawn_failed when the check cannot run or takes too long. run_wrap
+// and run_unwrap call it first.
+void check_command_syntax(Role role, const std::string& command);
 
 // Runs a wrap command: `key` on stdin then EOF; the command's stdout and stderr
 // go to ours. Throws Error (spawn_failed, command_failed, command_signaled,

@@ -18,7 +18,8 @@ std::string unquote_conf_value(const std::string& quoted);
 // Sets the parameter in the file at `path`: replaces the last active line that
 // sets it (commented-out lines stay as they are), else appends one. Every
 // other line is kept byte for byte. Written atomically (temporary file, fsync,
-// rename, directory fsync), keeping the file's mode. A symbolic link is
+// rename, directory fsync), keeping the file's mode, owner and group (when
+// the owner cannot be kept, an io error and nothing changed). A symbolic link is
 // followed: its target is replaced and the link stays. The temporary name is
 // the file's name plus conf_temporary_suffix, never the server's ".tmp"
 // (ALTER SYSTEM writes postgresql.auto.conf.tmp).

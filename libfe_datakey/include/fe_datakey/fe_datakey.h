@@ -8,6 +8,21 @@
  * failure and stores an error the caller frees. Strings returned to the caller
  * are malloc'ed and freed with fe_datakey_free(). No C++ type or exception
  * crosses this interface; the library never prints and never exits.
+ *
+ * Arguments: every call has a defined result for any argument, NULL included.
+ * - A NULL handle or string that a fallible call needs fails the call with
+ *   FE_DATAKEY_E_INVALID_ARGUMENT naming the argument. Arguments documented
+ *   as optional (longopts, shortopts, config_file, check, check_found) may
+ *   be NULL.
+ * - err itself may be NULL: the call still fails (0 / NULL), with no error
+ *   object. A previous *err is freed before a new one is stored.
+ * - Calls without an error argument return 0 / NULL for a NULL handle or
+ *   string (fe_datakey_is_encrypted: 1, see there); free functions accept
+ *   NULL.
+ * - Out of memory anywhere is a failure with the message "out of memory"
+ *   (*err may then be NULL, which the accessors read as out of memory),
+ *   never success with a NULL result.
+ * - A fe_datakey_check's kcv is read no further than its array, NUL or not.
  */
 #ifndef FE_DATAKEY_H
 #define FE_DATAKEY_H
@@ -47,7 +62,8 @@ enum {
     FE_DATAKEY_E_NOT_ENCRYPTED = 15,
     FE_DATAKEY_E_IO = 16,
     FE_DATAKEY_E_INTERNAL = 17,
-    FE_DATAKEY_E_INTERRUPTED = 18
+    FE_DATAKEY_E_INTERRUPTED = 18,
+    FE_DATAKEY_E_INVALID_ARGUMENT = 19 /* a NULL handle or string (C API only) */
 };
 
 /* Primary message, lower case, no trailing period. Never NULL. */
@@ -112,7 +128,7 @@ extern char* fe_datakey_options_command(const fe_datakey_options* opts, int role
 
 /*
  * Both commands, validated, and checked to be both "-" or both commands.
- * Returns 1, or 0 with an error.
+ * Returns 1, or 0 with an error (then *wrap and *unwrap are NULL).
  */
 extern int fe_datakey_options_command_pair(const fe_datakey_options* opts, char** wrap,
                                            char** unwrap,
@@ -128,8 +144,12 @@ extern int fe_datakey_command_validate(int role, const char* command, const char
                                        fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
 /*
- * 1 when a path given by the user can stand inside double quotes in a shell
- * command; else 0 with an error naming the character (" $ ` \ newline).
+ * 1 when a key file path given by the user (initdb --copy-key-from) can be
+ * used by fe_datakey_load_key_file: the part it substitutes into %p (the
+ * file name, or pg_encryption/NAME) holds only ASCII letters, digits and
+ * / . _ - + , : @ = and does not start with -, so that it is one word however
+ * the command quotes %p; the directory above is only the working directory.
+ * Else 0 with FE_DATAKEY_E_UNSAFE_PATH naming the class of character.
  */
 extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
@@ -138,7 +158,8 @@ extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DA
 extern const char* fe_datakey_options_help(unsigned accepted) FE_DATAKEY_NOEXCEPT;
 /*
  * The same with the descriptions at the utility's own column (the number of
- * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed.
+ * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed; NULL
+ * when out of memory.
  */
 extern char* fe_datakey_options_help_at(unsigned accepted, int column) FE_DATAKEY_NOEXCEPT;
 
@@ -172,15 +193,15 @@ extern int fe_datakey_key_bits(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
 extern size_t fe_datakey_key_length(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
 /* The plaintext bytes, for a cipher layer. Valid until the key is freed. */
 extern const unsigned char* fe_datakey_key_bytes(const fe_datakey_key* key) FE_DATAKEY_NOEXCEPT;
-/* On a failure (out of memory, OpenSSL) *out is all zero: a check that
- * fe_datakey_check_equal never finds equal to any. */
+/* On a failure (out of memory, OpenSSL, a NULL key) *out is all zero: a check
+ * that fe_datakey_check_equal never finds equal to any. A NULL out: nothing. */
 extern void fe_datakey_key_check_of(const fe_datakey_key* key,
                                     fe_datakey_check* out) FE_DATAKEY_NOEXCEPT;
 
 /* Parses the contents of a key check file (e.g. read over a connection). */
 extern int fe_datakey_check_parse(const char* text, size_t len, fe_datakey_check* out,
                                   fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
-/* 1 when two key checks identify the same key; 0 for an empty check. */
+/* 1 when two key checks identify the same key; 0 for an empty or NULL check. */
 extern int fe_datakey_check_equal(const fe_datakey_check* a,
                                   const fe_datakey_check* b) FE_DATAKEY_NOEXCEPT;
 
@@ -192,7 +213,8 @@ extern int fe_datakey_check_equal(const fe_datakey_check* a,
 #define FE_DATAKEY_CHECK_FILE "pg_encryption/key.check"
 
 /*
- * 1 when DATADIR/pg_encryption/key.bin exists, else 0 (1 when out of memory).
+ * 1 when DATADIR/pg_encryption/key.bin exists, else 0 (1 when out of memory
+ * or datadir is NULL: an unknown cluster is never taken as unencrypted).
  * This does not say whether the cluster is encrypted: pg_control does (see
  * fe_datakey_store_check_state).
  */
@@ -248,7 +270,7 @@ extern char* fe_datakey_conf_get_unwrap_command(const char* conf_path,
 extern char* fe_datakey_configured_unwrap_command(const char* datadir, const char* config_file,
                                                   fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 /* 'value' for postgresql.conf and a single-quoted shell word. NULL only when
- * out of memory. */
+ * out of memory or the argument is NULL. */
 extern char* fe_datakey_conf_quote(const char* value) FE_DATAKEY_NOEXCEPT;
 extern char* fe_datakey_shell_quote(const char* word) FE_DATAKEY_NOEXCEPT;
 

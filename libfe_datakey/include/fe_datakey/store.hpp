@@ -46,6 +46,18 @@ void replace_file_durably(const std::string& path, const void* data, std::size_t
 void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
                           std::size_t size, mode_t mode);
 
+// A file's owner and group.
+struct FileOwner {
+    uid_t uid;
+    gid_t gid;
+};
+// The same, the new file given `owner` before anything is written or renamed.
+// When this process may not give it that owner (EPERM: not root, and the
+// owner is another user or the group one it is not in), throws io with
+// `path` untouched and the temporary removed.
+void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
+                          std::size_t size, mode_t mode, const FileOwner& owner);
+
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
 // it succeeds and left a non-empty file is that renamed onto relpath, so a
@@ -72,5 +84,11 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
 // found, its check.
 Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,
                   const RunOptions& options, std::optional<KeyCheck>* check_found = nullptr);
+
+// Refuses a key file path whose part that load_key_file substitutes into %p
+// (the file name, or pg_encryption/NAME) is not shell-safe (see
+// check_path_is_shell_safe); the directory part is only the working
+// directory and may hold anything. Throws unsafe_path.
+void check_key_file_path(const std::string& key_file_path);
 
 } // namespace fe_datakey
