@@ -51,6 +51,14 @@ std::optional<std::string> postgres_binary(const std::string& datadir) {
     return std::nullopt;
 }
 
+bool is_other_directory(const std::string& dir, const std::string& datadir) {
+    char a[PATH_MAX], b[PATH_MAX];
+    struct stat st;
+    if (::realpath(dir.c_str(), a) == nullptr || ::realpath(datadir.c_str(), b) == nullptr)
+        return false;
+    return std::strcmp(a, b) != 0 && ::stat(a, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 // Runs `postgres -D DIR -C config_file` and returns its one line of output,
 // or nullopt if it fails. Nothing else is passed: no option of
 // postmaster.opts reaches the program. Bounded: killed after 10 seconds.
@@ -207,7 +215,9 @@ ConfigLocation locate_config_file(const std::string& datadir,
         // set there). A trusted postgres says which file that is.
         // Without one, it is what postgres itself takes: that directory's
         // postgresql.conf.
-        if (parsed.data_dir && *parsed.data_dir != datadir) {
+        // A -D that does not resolve to an existing directory other than
+        // this one (a path relative to where pg_ctl ran, say) is ignored.
+        if (parsed.data_dir && is_other_directory(*parsed.data_dir, datadir)) {
             if (!live_postmaster(datadir))
                 if (auto binary = postgres_binary(datadir))
                     if (auto answer = ask_postgres(*binary, *parsed.data_dir))

@@ -95,9 +95,14 @@ TEST(PgDatakeyServerOptions, AHostilePostmasterOptsRunsNothing) {
         EXPECT_FALSE(exists(marker)) << opts;
     }
     // Another -D without config_file: that directory's postgresql.conf, from a
-    // trusted postgres or by the same rule; the script is not it.
+    // trusted postgres or by the same rule; the script is not it. One that
+    // does not exist, or is this directory by another name, is ignored.
     write_text(c.dir / "postmaster.opts", script + " \"-D\" \"" + c.path() + "/etc\"\n");
+    EXPECT_EQ(locate_config_file(c.path(), std::nullopt).path, c.conf());
+    ::mkdir((c.dir / "etc").c_str(), 0700);
     EXPECT_EQ(locate_config_file(c.path(), std::nullopt).path, c.path() + "/etc/postgresql.conf");
+    write_text(c.dir / "postmaster.opts", script + " \"-D\" \"" + c.path() + "/.\"\n");
+    EXPECT_EQ(locate_config_file(c.path(), std::nullopt).path, c.conf());
     EXPECT_FALSE(exists(marker));
     // config_file is used as it is, and nothing runs.
     write_text(c.dir / "postmaster.opts", script + " \"-c\" \"config_file=/etc/pg.conf\"\n");
