@@ -28,33 +28,42 @@ std::string absolute(const std::string& path, const std::string& datadir) {
     return !path.empty() && path.front() == '/' ? path : datadir + "/" + path;
 }
 
-// The postgres binary to ask: the one that last ran the cluster (the first
-// word of postmaster.opts, an absolute path: pg_ctl runs the postgres beside
-// it), so that the answer is that version's even when several are
-// installed; else the one installed beside pg_datakey.
-std::optional<std::string> postgres_binary(const std::vector<std::string>& opts) {
-    if (!opts.empty() && !opts.front().empty() && opts.front().front() == '/' &&
-        ::access(opts.front().c_str(), X_OK) == 0)
-        return opts.front();
+// The postgres binary to ask: one this installation trusts, never one named
+// by a file in the data directory (postmaster.opts is its owner's, and a
+// database superuser can write it with COPY ... TO). First the postgres
+// installed beside pg_datakey; else the one of the cluster's major version
+// where Debian's postgresql-common installs each version,
+// /usr/lib/postgresql/N/bin/postgres, N from PG_VERSION (digits only).
+std::optional<std::string> postgres_binary(const std::string& datadir) {
     char self[PATH_MAX];
     ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return std::nullopt;
-    std::string path(self, static_cast<std::size_t>(n));
-    path = path.substr(0, path.rfind('/') + 1) + "postgres";
-    if (::access(path.c_str(), X_OK) != 0)
-        return std::nullopt;
-    return path;
+    if (n > 0) {
+        std::string path(self, static_cast<std::size_t>(n));
+        path = path.substr(0, path.rfind('/') + 1) + "postgres";
+        if (::access(path.c_str(), X_OK) == 0)
+            return path;
+    }
+    if (auto major = cluster_major_version(datadir)) {
+        std::string path = "/usr/lib/postgresql/" + *major + "/bin/postgres";
+        if (::access(path.c_str(), X_OK) == 0)
+            return path;
+    }
+    return std::nullopt;
 }
 
-// Runs `postgres ARGS -C config_file` and returns its one line of output, or
-// nullopt if it fails. Bounded: killed after 10 seconds.
-std::optional<std::string> ask_postgres(const std::string& binary,
-                                        const std::vector<std::string>& args) {
-    std::vector<std::string> words = {binary};
-    words.insert(words.end(), args.begin(), args.end());
-    words.push_back("-C");
-    words.push_back("config_file");
+bool is_other_directory(const std::string& dir, const std::string& datadir) {
+    char a[PATH_MAX], b[PATH_MAX];
+    struct stat st;
+    if (::realpath(dir.c_str(), a) == nullptr || ::realpath(datadir.c_str(), b) == nullptr)
+        return false;
+    return std::strcmp(a, b) != 0 && ::stat(a, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Runs `postgres -D DIR -C config_file` and returns its one line of output,
+// or nullopt if it fails. Nothing else is passed: no option of
+// postmaster.opts reaches the program. Bounded: killed after 10 seconds.
+std::optional<std::string> ask_postgres(const std::string& binary, const std::string& dir) {
+    std::vector<std::string> words = {binary, "-D", dir, "-C", "config_file"};
     std::vector<char*> argv;
     for (auto& w : words)
         argv.push_back(w.data());
@@ -145,24 +154,46 @@ std::vector<std::string> postmaster_opts(const std::string& datadir) {
     return words;
 }
 
-std::optional<std::string> config_file_in_options(const std::vector<std::string>& args,
-                                                  const std::string& datadir) {
-    std::optional<std::string> found;
+std::optional<std::string> cluster_major_version(const std::string& datadir) {
+    std::ifstream in(datadir + "/PG_VERSION");
+    std::string line;
+    if (!std::getline(in, line))
+        return std::nullopt;
+    if (line.empty() || line.size() > 4 ||
+        line.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    return line;
+}
+
+ServerOptions parse_server_options(const std::vector<std::string>& args,
+                                   const std::string& datadir) {
+    ServerOptions found;
     auto setting = [&](const std::string& text) {
         for (const char* name : {"config_file=", "config-file="})
             if (text.rfind(name, 0) == 0)
-                found = absolute(text.substr(std::strlen(name)), datadir);
+                found.config_file = absolute(text.substr(std::strlen(name)), datadir);
     };
+    // The last one wins, as in the server. Only these are looked at: every
+    // other word (a -c of any other setting, a program) is ignored.
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
         if (a == "-c" && i + 1 < args.size())
             setting(args[++i]);
-        else if (a.rfind("-c", 0) == 0 && a.size() > 2 && a[1] == 'c')
+        else if (a.size() > 2 && a.rfind("-c", 0) == 0)
             setting(a.substr(2));
+        else if (a == "-D" && i + 1 < args.size())
+            found.data_dir = absolute(args[++i], datadir);
+        else if (a.size() > 2 && a.rfind("-D", 0) == 0)
+            found.data_dir = absolute(a.substr(2), datadir);
         else if (a.rfind("--", 0) == 0)
             setting(a.substr(2));
     }
-    return found; // the last one wins, as in the server
+    return found;
+}
+
+std::optional<std::string> config_file_in_options(const std::vector<std::string>& args,
+                                                  const std::string& datadir) {
+    return parse_server_options(args, datadir).config_file;
 }
 
 ConfigLocation locate_config_file(const std::string& datadir,
@@ -170,16 +201,29 @@ ConfigLocation locate_config_file(const std::string& datadir,
     if (option && !option->empty())
         return {absolute(*option, datadir), "--config-file"};
     std::vector<std::string> opts = postmaster_opts(datadir);
-    std::vector<std::string> args(opts.empty() ? opts.begin() : opts.begin() + 1, opts.end());
-    if (live_postmaster(datadir)) {
-        if (auto found = config_file_in_options(args, datadir))
-            return {*found, "postmaster.opts"};
-    } else if (!opts.empty()) {
-        if (auto binary = postgres_binary(opts))
-            if (auto answer = ask_postgres(*binary, args))
-                return {absolute(*answer, datadir), "postgres -C"};
-        if (auto found = config_file_in_options(args, datadir))
-            return {*found, "postmaster.opts"};
+    if (!opts.empty()) {
+        // The program (the first word) is never looked at, let alone run.
+        std::vector<std::string> args(opts.begin() + 1, opts.end());
+        ServerOptions parsed = parse_server_options(args, datadir);
+        // config_file given on the command line is what the server reads:
+        // postgres -C config_file would answer the same path, so it is used
+        // as it is and nothing runs. Running or stopped alike.
+        if (parsed.config_file)
+            return {*parsed.config_file, "postmaster.opts"};
+        // Stopped, and started without config_file: -D may name a
+        // configuration directory (pg_ctl -D /etc/... with data_directory
+        // set there). A trusted postgres says which file that is.
+        // Without one, it is what postgres itself takes: that directory's
+        // postgresql.conf.
+        // A -D that does not resolve to an existing directory other than
+        // this one (a path relative to where pg_ctl ran, say) is ignored.
+        if (parsed.data_dir && is_other_directory(*parsed.data_dir, datadir)) {
+            if (!live_postmaster(datadir))
+                if (auto binary = postgres_binary(datadir))
+                    if (auto answer = ask_postgres(*binary, *parsed.data_dir))
+                        return {absolute(*answer, datadir), "postgres -C"};
+            return {*parsed.data_dir + "/postgresql.conf", "postmaster.opts"};
+        }
     }
     return {datadir + "/postgresql.conf", "data directory"};
 }

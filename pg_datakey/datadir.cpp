@@ -1,6 +1,7 @@
 #include "datadir.hpp"
 
 #include "exit_status.hpp"
+#include "trust.hpp"
 
 #include "fe_datakey/store.hpp"
 
@@ -29,6 +30,7 @@ std::string resolve_data_directory(const std::optional<std::string>& option) {
         fe_datakey::throw_io_error("could not access directory \"" + datadir + "\"", errno);
     if (!S_ISDIR(st.st_mode))
         throw ToolError(exit_io, "\"" + datadir + "\" is not a directory");
+    require_data_directory_owner(datadir);
     if (::stat((datadir + "/PG_VERSION").c_str(), &st) != 0)
         throw ToolError(exit_io, "\"" + datadir + "\" is not a database cluster directory",
                         "The file \"PG_VERSION\" is missing.");

@@ -10,7 +10,8 @@
 namespace pg_datakey {
 
 // Throws ToolError(exit_usage) when neither is given, an I/O error when the
-// directory is missing or is not a database cluster directory.
+// directory is missing or is not a database cluster directory, and
+// ToolError(exit_wrong_user) when another user owns it (trust.hpp).
 std::string resolve_data_directory(const std::optional<std::string>& option);
 
 // pg_control's encryption fields set against the key files.

@@ -23,6 +23,8 @@ enum ExitStatus : int {
     // pg_control and the key files disagree: encrypted without a usable key
     // file, or a key file in a cluster that is not encrypted.
     exit_key_files_disagree = 13,
+    // Run as root, or by a user other than the data directory's owner.
+    exit_wrong_user = 14,
 };
 
 // A failure of the tool itself (not of the library), with its own status.

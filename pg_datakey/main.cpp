@@ -10,6 +10,7 @@
 #include "rewrap.hpp"
 #include "rewrap_lock.hpp"
 #include "status.hpp"
+#include "trust.hpp"
 #include "unwrap_command.hpp"
 #include "verify.hpp"
 
@@ -110,6 +111,10 @@ int run(int argc, char** argv) {
     default:
         break;
     }
+    // Before anything is read: the data directory's files are its owner's
+    // word, and no one else may act on them (see trust.hpp). The owner is
+    // checked by resolve_data_directory.
+    refuse_root();
     std::string datadir = resolve_data_directory(inv.pgdata);
     ConfigLocation config = locate_config_file(datadir, inv.config_file);
     switch (inv.command) {

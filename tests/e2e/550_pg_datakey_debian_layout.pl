@@ -56,7 +56,8 @@ like($out, qr/No interrupted rewrap/, 'nothing to repair');
 ok($node->stop, 'server stops');
 $status = datakey_json($pgdata);
 is($status->{config_file}, $conf, 'stopped: found through the options of the last start');
-is($status->{config_file_source}, 'postgres -C', 'by asking postgres -C');
+is($status->{config_file_source}, 'postmaster.opts',
+	'read from its config_file option; no program is run');
 ok($node->start(options => $options), 'server restarts under the new command');
 is($node->safe_psql('SELECT v FROM t'), 'kept', 'data intact');
 ok($node->stop, 'server stops');
