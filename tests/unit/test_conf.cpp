@@ -191,7 +191,7 @@ TEST(Conf, SetKeepsTheFilesModeOwnerAndGroup) {
     EXPECT_EQ(after.st_gid, before.st_gid);
 }
 
-TEST(Conf, SetKeepsASupplementaryGroupOfTheWriter) {
+TEST(ConfPrivileged, SetKeepsASupplementaryGroupOfTheWriter) {
     std::optional<gid_t> group = other_group_of_ours();
     if (!group)
         GTEST_SKIP() << "this user belongs to one group only: a file in another group of "
@@ -209,7 +209,7 @@ TEST(Conf, SetKeepsASupplementaryGroupOfTheWriter) {
     EXPECT_EQ(get_conf_unwrap_command(conf), "-");
 }
 
-TEST(Conf, RootKeepsAnotherUsersOwnerAndGroup) {
+TEST(ConfPrivileged, RootKeepsAnotherUsersOwnerAndGroup) {
     if (geteuid() != 0)
         GTEST_SKIP() << "needs root: only root can make a file owned by another user";
     TempDir dir;
@@ -222,7 +222,7 @@ TEST(Conf, RootKeepsAnotherUsersOwnerAndGroup) {
     EXPECT_EQ(after.st_gid, 12346u);
 }
 
-TEST(Conf, AnOwnerThatCannotBeKeptFailsBeforeAnythingIsRenamed) {
+TEST(ConfPrivileged, AnOwnerThatCannotBeKeptFailsBeforeAnythingIsRenamed) {
     if (geteuid() != 0)
         GTEST_SKIP() << "needs root: to make a file owned by another user in a directory the "
                         "unprivileged writer can write";
