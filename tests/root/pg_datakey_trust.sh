@@ -4,7 +4,8 @@
 # directory's owner, before anything there is read; a planted postmaster.opts
 # and postgresql.auto.conf never run. The cluster is made by its owner
 # (fe_datakey); "another user" is nobody. TAP output.
-set -euo pipefail
+# Not -e: a failed check is a "not ok" line, not the end of the run.
+set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
@@ -32,6 +33,14 @@ marks=$work/marks
 mkdir "$marks"
 chmod 1777 "$marks" # any user could leave a marker here
 pgdata=$work/data
+# The program itself where every user can run it: the clone may lie below a
+# directory that only root and the build user can enter (scripts/test grants
+# the build user access), and the refusal must come from pg_datakey, not
+# from the file system. It links libfe_datakey statically.
+mkdir "$work/bin"
+cp "$datakey" "$work/bin/pg_datakey"
+chmod 0755 "$work/bin" "$work/bin/pg_datakey"
+datakey=$work/bin/pg_datakey
 runuser -u "$owner" -- "$pg_bin/initdb" -D "$pgdata" -A trust -N --no-instructions -y \
     '--key-wrap-command=cat > "%p"' '--key-unwrap-command=cat "%p"' >"$work/initdb.log" 2>&1 || {
     echo "Bail out! initdb failed: $(tail -n 5 "$work/initdb.log")"
