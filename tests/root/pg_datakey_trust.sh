@@ -7,15 +7,8 @@
 # Not -e: a failed check is a "not ok" line, not the end of the run.
 set -uo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-repo=$(cd "$here/../.." && pwd -P)
-# shellcheck source=../scripts/lib/tap.sh
-source "$repo/tests/scripts/lib/tap.sh"
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "Bail out! tests/root runs as root (scripts/test does so when started as root)"
-    exit 1
-fi
+# shellcheck source=lib/root.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/root.sh"
 pg_bin=${FE_DATAKEY_PG_BIN:?FE_DATAKEY_PG_BIN names the patched PostgreSQL bin directory}
 datakey=${FE_DATAKEY_BIN:-$repo/build/fe_datakey/bin}/pg_datakey
 owner=${FE_DATAKEY_PG_USER:-fe_datakey}

@@ -6,17 +6,11 @@
 # when its owner cannot be kept (a child drops to nobody), and keeps a
 # supplementary group of an unprivileged writer (the build user, given a
 # second group with setpriv). Each must run and pass: a skip fails here.
-set -euo pipefail
+# Not -e: a failed check is a "not ok" line, not the end of the run.
+set -uo pipefail
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
-repo=$(cd "$here/../.." && pwd -P)
-# shellcheck source=../scripts/lib/tap.sh
-source "$repo/tests/scripts/lib/tap.sh"
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "Bail out! tests/root runs as root (scripts/test does so when started as root)"
-    exit 1
-fi
+# shellcheck source=lib/root.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/root.sh"
 unit=${FE_DATAKEY_UNIT_TESTS:-$repo/build/default/tests/unit/fe_datakey_unit_tests}
 owner=${FE_DATAKEY_PG_USER:-fe_datakey}
 [[ -x $unit ]] || {
