@@ -84,28 +84,25 @@ void check_path_is_shell_safe(const std::string& path) {
     };
     if (!path.empty() && path[0] == '-')
         refuse("a leading dash, which a program would read as an option");
+    // The first class that holds a refused character names it.
+    static const std::pair<const char*, const char*> named[] = {
+        {"'", "a single quote (')"},
+        {"\"", "a double quote (\")"},
+        {"$", "a dollar sign ($)"},
+        {"`", "a backquote (`)"},
+        {"\\", "a backslash (\\)"},
+        {"\n", "a newline"},
+        {" \t", "a space or tab"},
+        {"*?[]", "a wildcard character (* ? [ ])"},
+        {";&|<>()", "a shell operator (; & | < > ( ))"},
+    };
     for (unsigned char c : path) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
             (c != '\0' && std::strchr("/._-+,:@=", c) != nullptr))
             continue;
-        if (c == '\'')
-            refuse("a single quote (')");
-        if (c == '"')
-            refuse("a double quote (\")");
-        if (c == '$')
-            refuse("a dollar sign ($)");
-        if (c == '`')
-            refuse("a backquote (`)");
-        if (c == '\\')
-            refuse("a backslash (\\)");
-        if (c == '\n')
-            refuse("a newline");
-        if (c == ' ' || c == '\t')
-            refuse("a space or tab");
-        if (c == '*' || c == '?' || c == '[' || c == ']')
-            refuse("a wildcard character (* ? [ ])");
-        if (c != '\0' && std::strchr(";&|<>()", c) != nullptr)
-            refuse("a shell operator (; & | < > ( ))");
+        for (const auto& [chars, name] : named)
+            if (c != '\0' && std::strchr(chars, c) != nullptr)
+                refuse(name);
         if (c >= 0x80)
             refuse("a non-ASCII character");
         if (c < 0x20 || c == 0x7f)
