@@ -191,11 +191,6 @@ ServerOptions parse_server_options(const std::vector<std::string>& args,
     return found;
 }
 
-std::optional<std::string> config_file_in_options(const std::vector<std::string>& args,
-                                                  const std::string& datadir) {
-    return parse_server_options(args, datadir).config_file;
-}
-
 ConfigLocation locate_config_file(const std::string& datadir,
                                   const std::optional<std::string>& option) {
     if (option && !option->empty())

@@ -50,12 +50,6 @@ ServerOptions parse_server_options(const std::vector<std::string>& args,
 // digits and nothing else.
 std::optional<std::string> cluster_major_version(const std::string& datadir);
 
-// config_file as set in a postgres command line (-c config_file=, -c
-// config-file=, --config_file=, --config-file=), if any. Relative paths are
-// taken relative to the data directory.
-std::optional<std::string> config_file_in_options(const std::vector<std::string>& args,
-                                                  const std::string& datadir);
-
 // Before anything changes: every configuration file a rewrap will write must
 // be a regular file (a symbolic link's target: the link stays) that can be
 // rewritten in place. Throws ToolError(exit_io) naming the file otherwise.

@@ -3,6 +3,7 @@
 #include "datadir.hpp"
 #include "json_writer.hpp"
 #include "paths.hpp"
+#include "trust.hpp"
 
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
@@ -11,19 +12,12 @@
 #include <algorithm>
 #include <cstdio>
 #include <dirent.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 namespace pg_datakey {
 
 namespace {
-
-std::string owner_name(uid_t uid) {
-    if (const struct passwd* pw = ::getpwuid(uid))
-        return pw->pw_name;
-    return std::to_string(uid);
-}
 
 std::string octal(unsigned mode) {
     char buf[8];
@@ -37,7 +31,7 @@ void collect_files(Status& s) {
     if (::lstat(dir.c_str(), &st) != 0)
         return;
     s.files.push_back({fe_datakey::key_directory, S_ISDIR(st.st_mode),
-                       static_cast<unsigned>(st.st_mode), owner_name(st.st_uid)});
+                       static_cast<unsigned>(st.st_mode), user_name(st.st_uid)});
     std::vector<std::string> names;
     if (DIR* d = ::opendir(dir.c_str())) {
         while (const struct dirent* e = ::readdir(d)) {
@@ -52,7 +46,7 @@ void collect_files(Status& s) {
         std::string rel = std::string(fe_datakey::key_directory) + "/" + name;
         if (::lstat((s.datadir + "/" + rel).c_str(), &st) == 0)
             s.files.push_back({rel, S_ISDIR(st.st_mode), static_cast<unsigned>(st.st_mode),
-                               owner_name(st.st_uid)});
+                               user_name(st.st_uid)});
     }
 }
 
@@ -70,7 +64,7 @@ void check_permissions(Status& s) {
             s.warnings.push_back("\"" + f.path + "\" is accessible by " +
                                  ((f.mode & 0007) ? "other users" : "the group") + " (mode " +
                                  octal(f.mode) + ")");
-        if (f.owner != owner_name(owner))
+        if (f.owner != user_name(owner))
             s.warnings.push_back("\"" + f.path + "\" is owned by " + f.owner +
                                  ", not by the owner of the data directory");
     }

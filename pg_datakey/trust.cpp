@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,25 +14,27 @@ namespace pg_datakey {
 
 namespace {
 
-std::string user_name(uid_t uid) {
+std::optional<std::string> passwd_name(uid_t uid) {
     struct passwd pw;
     struct passwd* found = nullptr;
     char buf[4096];
     if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
-        return "\"" + std::string(found->pw_name) + "\" (uid " + std::to_string(uid) + ")";
-    return "uid " + std::to_string(uid);
+        return std::string(found->pw_name);
+    return std::nullopt;
 }
 
-std::string bare_user_name(uid_t uid) {
-    struct passwd pw;
-    struct passwd* found = nullptr;
-    char buf[4096];
-    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != nullptr)
-        return found->pw_name;
-    return "#" + std::to_string(uid);
+// "name" (uid N), or uid N, for a message about who is who.
+std::string described_user(uid_t uid) {
+    std::optional<std::string> name = passwd_name(uid);
+    return name ? "\"" + *name + "\" (uid " + std::to_string(uid) + ")"
+                : "uid " + std::to_string(uid);
 }
 
 } // namespace
+
+std::string user_name(uid_t uid) {
+    return passwd_name(uid).value_or(std::to_string(uid));
+}
 
 void refuse_root() {
     if (::geteuid() != 0)
@@ -50,10 +53,11 @@ void require_data_directory_owner(const std::string& datadir) {
     if (st.st_uid == me)
         return;
     throw ToolError(exit_wrong_user, "data directory \"" + datadir + "\" is owned by another user",
-                    "It is owned by " + user_name(st.st_uid) + "; pg_datakey runs as " +
-                        user_name(me) + ".",
+                    "It is owned by " + described_user(st.st_uid) + "; pg_datakey runs as " +
+                        described_user(me) + ".",
                     "Run pg_datakey as the owner of the data directory, e.g. \"runuser -u " +
-                        bare_user_name(st.st_uid) + " -- pg_datakey ...\".");
+                        passwd_name(st.st_uid).value_or("#" + std::to_string(st.st_uid)) +
+                        " -- pg_datakey ...\".");
 }
 
 } // namespace pg_datakey

@@ -6,8 +6,12 @@
 #pragma once
 
 #include <string>
+#include <sys/types.h>
 
 namespace pg_datakey {
+
+// The user's name, or the uid in decimal when it has none.
+std::string user_name(uid_t uid);
 
 // Throws ToolError(exit_wrong_user) when the effective user is root, with
 // the words of pg_ctl, initdb and pg_upgrade.

@@ -268,11 +268,12 @@ TEST(PgDatakeyConfig, LocatedFromTheServersOptions) {
 }
 
 TEST(PgDatakeyConfig, ConfigFileInServerOptions) {
-    EXPECT_EQ(config_file_in_options({"-D", "/d", "-c", "config_file=/a"}, "/d"), "/a");
-    EXPECT_EQ(config_file_in_options({"-cconfig_file=/b"}, "/d"), "/b");
-    EXPECT_EQ(config_file_in_options({"--config-file=/c", "--config_file=rel.conf"}, "/d"),
-              "/d/rel.conf");
-    EXPECT_EQ(config_file_in_options({"-c", "hba_file=/h"}, "/d"), std::nullopt);
+    EXPECT_EQ(parse_server_options({"-D", "/d", "-c", "config_file=/a"}, "/d").config_file, "/a");
+    EXPECT_EQ(parse_server_options({"-cconfig_file=/b"}, "/d").config_file, "/b");
+    EXPECT_EQ(
+        parse_server_options({"--config-file=/c", "--config_file=rel.conf"}, "/d").config_file,
+        "/d/rel.conf");
+    EXPECT_EQ(parse_server_options({"-c", "hba_file=/h"}, "/d").config_file, std::nullopt);
 }
 
 TEST(PgDatakeyConfig, PostmasterOptsWords) {
