@@ -623,7 +623,7 @@ WriteResult write_all(Role role, int fd, const unsigned char* data, std::size_t 
 namespace {
 
 // How long the shell may take to parse a command.
-constexpr int kSyntaxCheckSeconds = 10;
+constexpr int kSyntaxCheckMs = 10000;
 
 // The environment for `shell -n`, without the variables that make a
 // non-interactive shell read a file of its own.
@@ -634,6 +634,36 @@ std::vector<char*> syntax_check_environment() {
             env.push_back(*e);
     env.push_back(nullptr);
     return env;
+}
+
+// Waits for `pid` for at most kSyntaxCheckMs; kills it when that runs out.
+// Returns its wait status, or -1 after a kill.
+int wait_bounded(pid_t pid) {
+    Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(kSyntaxCheckMs);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0 && errno != EINTR)
+            throw Error(ErrorCode::internal, "could not get the exit status of a key command",
+                        std::string("waitpid failed: ") + std::strerror(errno) + ".");
+        long long left =
+            std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            return -1;
+        }
+        if (pidfd.get() >= 0) {
+            pollfd p{pidfd.get(), POLLIN, 0};
+            poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {
+            usleep(1000);
+        }
+    }
 }
 
 } // namespace
@@ -663,11 +693,7 @@ void check_command_syntax(Role role, const std::string& command) {
     sigemptyset(&none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setsigmask(&attr, &none);
-    // A group of its own, as every command has, so that Running's killpg
-    // reaches it and nothing else.
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
     pid_t pid = -1;
     int rc = posix_spawn(&pid, shell.c_str(), &actions, &attr, argv.data(), env.data());
     posix_spawn_file_actions_destroy(&actions);
@@ -676,18 +702,10 @@ void check_command_syntax(Role role, const std::string& command) {
         throw spawn_error(role, "Could not run the shell " + shell +
                                     " to check the command: " + std::strerror(rc) + ".");
 
-    // The runner's own wait: bounded, and a shutdown request ends it too.
-    Terminal terminal; // never handed to the check: take_back finds nothing to do
-    Running child(pid, terminal);
-    Watch watch(kSyntaxCheckSeconds);
-    if (Stop stop = child.wait(watch); stop != Stop::none) {
-        if (stop == Stop::interrupt)
-            throw_stopped(role, stop, child, kSyntaxCheckSeconds);
-        child.kill_and_reap();
+    int status = wait_bounded(pid);
+    if (status == -1)
         throw spawn_error(role, "The shell did not finish checking the command's syntax within " +
-                                    seconds_text(kSyntaxCheckSeconds) + ".");
-    }
-    int status = child.status();
+                                    std::to_string(kSyntaxCheckMs / 1000) + " seconds.");
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         return;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127)

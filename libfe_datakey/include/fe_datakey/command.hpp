@@ -48,9 +48,8 @@ std::string command_shell();
 // Checks the syntax of a command with `shell -n` (which executes nothing),
 // its standard streams on /dev/null so that the shell's message, which quotes
 // the command, goes nowhere. Throws command_invalid on a syntax error, without
-// the text; spawn_failed when the check cannot run or takes too long;
-// interrupted when the interrupt check asks to stop. run_wrap and run_unwrap
-// call it first.
+// the text; spawn_failed when the check cannot run or takes too long. run_wrap
+// and run_unwrap call it first.
 void check_command_syntax(Role role, const std::string& command);
 
 // Runs a wrap command: `key` on stdin then EOF; the command's stdout and stderr
