@@ -1,6 +1,6 @@
 # Installs the build into a scratch prefix, then builds and runs a consumer
 # of the C API twice: found with find_package(fe_datakey), and compiled with
-# the flags pkg-config gives for fe_datakey and an adapter (initdb_ext).
+# the flags pkg-config gives for fe_datakey and an adapter (initdb_datakey).
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(rc)
@@ -23,7 +23,7 @@ endif()
 
 # pkg-config, relocated to the scratch prefix.
 run(${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${prefix}/lib/pkgconfig
-    pkg-config --define-prefix --cflags --libs fe_datakey initdb_ext)
+    pkg-config --define-prefix --cflags --libs fe_datakey initdb_datakey)
 string(STRIP "${out}" flags)
 separate_arguments(flags UNIX_COMMAND "${flags}")
 run(${C_COMPILER} -Wall -Wextra -Werror ${CONSUMER_DIR}/main.c -o ${WORK_DIR}/pc-consumer ${flags}

@@ -1,8 +1,8 @@
 /*
- * rewind_ext.c
+ * rewind_datakey.c
  *	  Data encryption key handling for pg_rewind.
  */
-#include "rewind_ext.h"
+#include "rewind_datakey.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,7 @@
 /* The frontends' variable; the server takes it when its setting is empty. */
 #define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
 
-struct rewind_ext {
+struct rewind_datakey {
     fe_datakey_options* opts;
     int source_known;
     unsigned source_version;
@@ -25,9 +25,9 @@ static fe_datakey_error* oom(void) {
     return fe_datakey_error_new(FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
 }
 
-rewind_ext* rewind_ext_init(int* argc, char** argv, const char* shortopts,
+rewind_datakey* rewind_datakey_init(int* argc, char** argv, const char* shortopts,
                             const struct option* longopts, fe_datakey_error** err) {
-    rewind_ext* ext = calloc(1, sizeof(rewind_ext));
+    rewind_datakey* ext = calloc(1, sizeof(rewind_datakey));
 
     if (ext == NULL) {
         *err = oom();
@@ -36,20 +36,20 @@ rewind_ext* rewind_ext_init(int* argc, char** argv, const char* shortopts,
     ext->opts =
         fe_datakey_options_extract(argc, argv, FE_DATAKEY_OPT_UNWRAP, shortopts, longopts, err);
     if (ext->opts == NULL) {
-        rewind_ext_free(ext);
+        rewind_datakey_free(ext);
         return NULL;
     }
     return ext;
 }
 
-void rewind_ext_free(rewind_ext* ext) {
+void rewind_datakey_free(rewind_datakey* ext) {
     if (ext == NULL)
         return;
     fe_datakey_options_free(ext->opts);
     free(ext);
 }
 
-const char* rewind_ext_help(void) {
+const char* rewind_datakey_help(void) {
     /* Descriptions start where pg_rewind's own do. */
     static char* text;
 
@@ -58,7 +58,7 @@ const char* rewind_ext_help(void) {
     return text != NULL ? text : fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
 }
 
-int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, unsigned version,
+int rewind_datakey_source_directory(rewind_datakey* ext, const char* datadir, unsigned version,
                                 unsigned bits, fe_datakey_error** err) {
     if (!fe_datakey_store_check_state(datadir, version, bits, err)) {
         fe_datakey_error_prefix(*err, "source cluster: ");
@@ -72,7 +72,7 @@ int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, unsigned v
     return fe_datakey_store_read_check(datadir, &ext->source_check, err);
 }
 
-int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits, const char* check,
+int rewind_datakey_source_server(rewind_datakey* ext, unsigned version, unsigned bits, const char* check,
                              size_t check_len, fe_datakey_error** err) {
     ext->source_known = 1;
     ext->source_version = version;
@@ -98,7 +98,7 @@ int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits, c
     return 1;
 }
 
-static int state_mismatch(const rewind_ext* ext, unsigned target_version, unsigned target_bits,
+static int state_mismatch(const rewind_datakey* ext, unsigned target_version, unsigned target_bits,
                           fe_datakey_error** err) {
     char detail[256];
 
@@ -119,7 +119,7 @@ static int state_mismatch(const rewind_ext* ext, unsigned target_version, unsign
     return 0;
 }
 
-int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, unsigned version,
+int rewind_datakey_check_target(rewind_datakey* ext, const char* target_datadir, unsigned version,
                             unsigned bits, fe_datakey_error** err) {
     fe_datakey_check target_check;
     fe_datakey_key* key;
@@ -186,7 +186,7 @@ int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, unsigne
     return 1;
 }
 
-const char* rewind_ext_server_options(rewind_ext* ext, fe_datakey_error** err) {
+const char* rewind_datakey_server_options(rewind_datakey* ext, fe_datakey_error** err) {
     char* command;
     int failed;
 
@@ -206,7 +206,7 @@ const char* rewind_ext_server_options(rewind_ext* ext, fe_datakey_error** err) {
     return " -c " FE_DATAKEY_UNWRAP_SETTING "=";
 }
 
-int rewind_ext_is_key_store_path(const char* path) {
+int rewind_datakey_is_key_store_path(const char* path) {
     size_t len = strlen(FE_DATAKEY_KEY_DIR);
 
     return strncmp(path, FE_DATAKEY_KEY_DIR, len) == 0 && (path[len] == '\0' || path[len] == '/');

@@ -1,9 +1,9 @@
 /*
- * server_ext.c
+ * server_datakey.c
  *	  The server's adapter to libfe_datakey: unwrap and verify the data
  *	  encryption key at start-up and keep it.
  */
-#include "server_ext.h"
+#include "server_datakey.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -118,7 +118,7 @@ static int initial_environment(char** start, char** end) {
     return 1;
 }
 
-void server_ext_forget_command_variable(void) {
+void server_datakey_forget_command_variable(void) {
     static const char prefix[] = UNWRAP_VARIABLE "=";
     char* value = getenv(UNWRAP_VARIABLE);
     char* start;
@@ -135,7 +135,7 @@ void server_ext_forget_command_variable(void) {
             wipe(p, strnlen(p, (size_t)(end - p)));
 }
 
-int server_ext_command_origin(const char* setting) {
+int server_datakey_command_origin(const char* setting) {
     if (setting != NULL && setting[0] != '\0')
         return SERVER_EXT_COMMAND_SETTING;
     if (getenv(UNWRAP_VARIABLE) != NULL)
@@ -152,7 +152,7 @@ static fe_datakey_error* not_configured(void) {
         "writes the key to standard output (\"-\" if it is stored without wrapping).");
 }
 
-int server_ext_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
+int server_datakey_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
                         const char* setting, int timeout_seconds,
                         fe_datakey_interrupt_fn interrupted, fe_datakey_error** err) {
     fe_datakey_key* key;
@@ -165,7 +165,7 @@ int server_ext_load_key(const char* datadir, unsigned encryption_version, unsign
     if (encryption_version == 0)
         return 1;
 
-    switch (server_ext_command_origin(setting)) {
+    switch (server_datakey_command_origin(setting)) {
     case SERVER_EXT_COMMAND_SETTING:
         command = setting;
         origin = FE_DATAKEY_UNWRAP_SETTING;
@@ -186,7 +186,7 @@ int server_ext_load_key(const char* datadir, unsigned encryption_version, unsign
     key = fe_datakey_store_load(datadir, command, timeout_seconds, err);
     fe_datakey_set_interrupt_check(NULL);
     /* Children must not inherit the command: it can name key stores. */
-    server_ext_forget_command_variable();
+    server_datakey_forget_command_variable();
     if (key == NULL) {
         add_terminal_hint(err);
         return 0;
@@ -197,19 +197,19 @@ int server_ext_load_key(const char* datadir, unsigned encryption_version, unsign
     return 1;
 }
 
-void server_ext_unload_key(void) {
+void server_datakey_unload_key(void) {
     fe_datakey_key_free(loaded_key); /* wipes the key's memory */
     loaded_key = NULL;
 }
 
-int server_ext_key_loaded(void) {
+int server_datakey_key_loaded(void) {
     return loaded_key != NULL && loaded_by == getpid();
 }
 
-const fe_datakey_key* server_ext_key(void) {
-    return server_ext_key_loaded() ? loaded_key : NULL;
+const fe_datakey_key* server_datakey_key(void) {
+    return server_datakey_key_loaded() ? loaded_key : NULL;
 }
 
-int server_ext_key_bits(void) {
-    return server_ext_key_loaded() ? fe_datakey_key_bits(loaded_key) : 0;
+int server_datakey_key_bits(void) {
+    return server_datakey_key_loaded() ? fe_datakey_key_bits(loaded_key) : 0;
 }

@@ -1,5 +1,5 @@
 /*
- * upgrade_ext.h
+ * upgrade_datakey.h
  *	  What pg_upgrade calls to handle the data encryption keys of the old and
  *	  new clusters.
  *
@@ -9,8 +9,8 @@
  * options to every pg_ctl start.  Every function returns 0 / NULL with an
  * error on failure; nothing here prints or exits.
  */
-#ifndef UPGRADE_EXT_H
-#define UPGRADE_EXT_H
+#ifndef UPGRADE_DATAKEY_H
+#define UPGRADE_DATAKEY_H
 
 #include "fe_datakey/fe_datakey.h"
 
@@ -18,26 +18,26 @@
 extern "C" {
 #endif
 
-typedef struct upgrade_ext upgrade_ext;
+typedef struct upgrade_datakey upgrade_datakey;
 
 /*
  * Removes --key-unwrap-command from argv and reads PGDATAKEYUNWRAPCMD.
  * shortopts and longopts are pg_upgrade's own, as given to getopt_long.
  */
-extern upgrade_ext* upgrade_ext_init(int* argc, char** argv, const char* shortopts,
+extern upgrade_datakey* upgrade_datakey_init(int* argc, char** argv, const char* shortopts,
                                      const struct option* longopts, fe_datakey_error** err);
-extern void upgrade_ext_free(upgrade_ext* ext);
+extern void upgrade_datakey_free(upgrade_datakey* ext);
 
 /* --help lines for the options this adapter adds. */
-extern const char* upgrade_ext_help(void);
+extern const char* upgrade_datakey_help(void);
 
 /* One cluster as pg_upgrade knows it. */
-typedef struct upgrade_ext_cluster {
+typedef struct upgrade_datakey_cluster {
     const char* pgdata;  /* data directory */
     const char* confdir; /* directory of postgresql.conf (pg_upgrade -d/-D) */
     unsigned version;    /* pg_control's data_encryption_version (0: none) */
     unsigned bits;       /* pg_control's data_encryption_key_length */
-} upgrade_ext_cluster;
+} upgrade_datakey_cluster;
 
 /*
  * The key check: the two clusters' pg_control fields equal, and each
@@ -46,10 +46,10 @@ typedef struct upgrade_ext_cluster {
  * will use (the option or variable when given, else the cluster's configured
  * data_encryption_key_unwrap_command). When a command was given, it is put
  * into this process's environment as PGDATAKEYUNWRAPCMD for the servers
- * pg_upgrade starts (see upgrade_ext_server_options).
+ * pg_upgrade starts (see upgrade_datakey_server_options).
  */
-extern int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_cluster,
-                                      const upgrade_ext_cluster* new_cluster,
+extern int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_datakey_cluster* old_cluster,
+                                      const upgrade_datakey_cluster* new_cluster,
                                       fe_datakey_error** err);
 
 /*
@@ -58,10 +58,10 @@ extern int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluste
  * data_encryption_key_unwrap_command=" (an empty setting makes the server
  * take PGDATAKEYUNWRAPCMD from its environment); else "". Never the command.
  */
-extern const char* upgrade_ext_server_options(const upgrade_ext* ext);
+extern const char* upgrade_datakey_server_options(const upgrade_datakey* ext);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* UPGRADE_EXT_H */
+#endif /* UPGRADE_DATAKEY_H */

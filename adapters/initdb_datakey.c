@@ -1,9 +1,9 @@
 /*
- * initdb_ext.c
+ * initdb_datakey.c
  *	  initdb's adapter to libfe_datakey: the -y family of options, the new
  *	  (or copied) data encryption key, and the key store at the end of initdb.
  */
-#include "initdb_ext.h"
+#include "initdb_datakey.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,14 +36,14 @@ static int fail(fe_datakey_error** err, int code, const char* message, const cha
     return 0;
 }
 
-int initdb_ext_parse_args(int* argc, char** argv, const char* shortopts,
+int initdb_datakey_parse_args(int* argc, char** argv, const char* shortopts,
                           const struct option* longopts, fe_datakey_error** err) {
     fe_datakey_options_free(options);
     options = fe_datakey_options_extract(argc, argv, OUR_OPTIONS, shortopts, longopts, err);
     return options != NULL;
 }
 
-int initdb_ext_set_data_encryption(const char* bits, fe_datakey_error** err) {
+int initdb_datakey_set_data_encryption(const char* bits, fe_datakey_error** err) {
     encryption_requested = 1;
     if (bits == NULL)
         return 1;
@@ -64,11 +64,11 @@ int initdb_ext_set_data_encryption(const char* bits, fe_datakey_error** err) {
     return 1;
 }
 
-void initdb_ext_set_copy_key_from(const char* path) {
+void initdb_datakey_set_copy_key_from(const char* path) {
     copy_key_from = path;
 }
 
-const char* initdb_ext_help(void) {
+const char* initdb_datakey_help(void) {
     static char* text;
 
     if (text == NULL) {
@@ -120,7 +120,7 @@ static int check_copy_path(const char* path, fe_datakey_error** err) {
     return 1;
 }
 
-int initdb_ext_validate(fe_datakey_error** err) {
+int initdb_datakey_validate(fe_datakey_error** err) {
     if (!encryption_requested) {
         const char* message = NULL;
 
@@ -150,11 +150,11 @@ int initdb_ext_validate(fe_datakey_error** err) {
     return 1;
 }
 
-int initdb_ext_enabled(void) {
+int initdb_datakey_enabled(void) {
     return validated;
 }
 
-int initdb_ext_load_key(fe_datakey_error** err) {
+int initdb_datakey_load_key(fe_datakey_error** err) {
     if (!validated)
         return 1;
     if (key != NULL)
@@ -193,19 +193,19 @@ int initdb_ext_load_key(fe_datakey_error** err) {
     return 1;
 }
 
-int initdb_ext_key_bits(void) {
+int initdb_datakey_key_bits(void) {
     return key != NULL ? fe_datakey_key_bits(key) : 0;
 }
 
-int initdb_ext_key_copied(void) {
+int initdb_datakey_key_copied(void) {
     return key_copied;
 }
 
-int initdb_ext_plaintext_mode(void) {
+int initdb_datakey_plaintext_mode(void) {
     return wrap_command != NULL && strcmp(wrap_command, "-") == 0;
 }
 
-int initdb_ext_finish(const char* pg_data, fe_datakey_error** err) {
+int initdb_datakey_finish(const char* pg_data, fe_datakey_error** err) {
     char* conf_path;
     size_t len;
     int ok;
@@ -228,7 +228,7 @@ int initdb_ext_finish(const char* pg_data, fe_datakey_error** err) {
     return ok;
 }
 
-void initdb_ext_cleanup(void) {
+void initdb_datakey_cleanup(void) {
     fe_datakey_key_free(key);
     key = NULL;
     fe_datakey_options_free(options);

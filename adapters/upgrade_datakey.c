@@ -1,8 +1,8 @@
 /*
- * upgrade_ext.c
+ * upgrade_datakey.c
  *	  Data encryption key handling for pg_upgrade.
  */
-#include "upgrade_ext.h"
+#include "upgrade_datakey.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 /* Added to the servers' options when they are to take the variable. */
 #define SERVER_OPTIONS " -c " FE_DATAKEY_UNWRAP_SETTING "="
 
-struct upgrade_ext {
+struct upgrade_datakey {
     fe_datakey_options* opts;
     const char* server_options;
 };
@@ -23,9 +23,9 @@ static fe_datakey_error* oom(void) {
     return fe_datakey_error_new(FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
 }
 
-upgrade_ext* upgrade_ext_init(int* argc, char** argv, const char* shortopts,
+upgrade_datakey* upgrade_datakey_init(int* argc, char** argv, const char* shortopts,
                               const struct option* longopts, fe_datakey_error** err) {
-    upgrade_ext* ext = calloc(1, sizeof(upgrade_ext));
+    upgrade_datakey* ext = calloc(1, sizeof(upgrade_datakey));
 
     if (ext == NULL) {
         *err = oom();
@@ -35,20 +35,20 @@ upgrade_ext* upgrade_ext_init(int* argc, char** argv, const char* shortopts,
     ext->opts =
         fe_datakey_options_extract(argc, argv, FE_DATAKEY_OPT_UNWRAP, shortopts, longopts, err);
     if (ext->opts == NULL) {
-        upgrade_ext_free(ext);
+        upgrade_datakey_free(ext);
         return NULL;
     }
     return ext;
 }
 
-void upgrade_ext_free(upgrade_ext* ext) {
+void upgrade_datakey_free(upgrade_datakey* ext) {
     if (ext == NULL)
         return;
     fe_datakey_options_free(ext->opts);
     free(ext);
 }
 
-const char* upgrade_ext_help(void) {
+const char* upgrade_datakey_help(void) {
     /* Descriptions start where pg_upgrade's own do. */
     static char* text;
 
@@ -61,7 +61,7 @@ const char* upgrade_ext_help(void) {
  * The command the server of this cluster will run: the one given to
  * pg_upgrade, else the cluster's configured one (the library's lookup).
  */
-static char* command_for(const upgrade_ext* ext, const char* pgdata, const char* confdir,
+static char* command_for(const upgrade_datakey* ext, const char* pgdata, const char* confdir,
                          fe_datakey_error** err) {
     char* conf_file;
     char* command;
@@ -84,7 +84,7 @@ static char* command_for(const upgrade_ext* ext, const char* pgdata, const char*
     return fe_datakey_options_command(ext->opts, FE_DATAKEY_ROLE_UNWRAP, err);
 }
 
-static int load_check(const upgrade_ext* ext, const char* which, const char* pgdata,
+static int load_check(const upgrade_datakey* ext, const char* which, const char* pgdata,
                       const char* confdir, fe_datakey_check* out, fe_datakey_error** err) {
     char* command;
     fe_datakey_key* key;
@@ -109,7 +109,7 @@ static int load_check(const upgrade_ext* ext, const char* which, const char* pgd
 }
 
 /* When a command was given: into the environment the servers inherit. */
-static int prepare_servers(upgrade_ext* ext, fe_datakey_error** err) {
+static int prepare_servers(upgrade_datakey* ext, fe_datakey_error** err) {
     char* command;
     int failed;
 
@@ -128,8 +128,8 @@ static int prepare_servers(upgrade_ext* ext, fe_datakey_error** err) {
     return 1;
 }
 
-int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_cluster,
-                               const upgrade_ext_cluster* new_cluster, fe_datakey_error** err) {
+int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_datakey_cluster* old_cluster,
+                               const upgrade_datakey_cluster* new_cluster, fe_datakey_error** err) {
     fe_datakey_check old_check;
     fe_datakey_check new_check;
 
@@ -201,6 +201,6 @@ int upgrade_ext_check_clusters(upgrade_ext* ext, const upgrade_ext_cluster* old_
     return prepare_servers(ext, err);
 }
 
-const char* upgrade_ext_server_options(const upgrade_ext* ext) {
+const char* upgrade_datakey_server_options(const upgrade_datakey* ext) {
     return ext->server_options;
 }

@@ -1,5 +1,5 @@
 /*
- * rewind_ext.h
+ * rewind_datakey.h
  *	  What pg_rewind calls to handle the data encryption key of the clusters
  *	  it synchronizes.
  *
@@ -11,8 +11,8 @@
  * function returns 0 / NULL with an error on failure; nothing here prints or
  * exits.
  */
-#ifndef REWIND_EXT_H
-#define REWIND_EXT_H
+#ifndef REWIND_DATAKEY_H
+#define REWIND_DATAKEY_H
 
 #include <stddef.h>
 
@@ -22,25 +22,25 @@
 extern "C" {
 #endif
 
-typedef struct rewind_ext rewind_ext;
+typedef struct rewind_datakey rewind_datakey;
 
 /*
  * Removes --key-unwrap-command from argv and reads PGDATAKEYUNWRAPCMD.
  * shortopts and longopts are pg_rewind's own, as given to getopt_long.
  */
-extern rewind_ext* rewind_ext_init(int* argc, char** argv, const char* shortopts,
+extern rewind_datakey* rewind_datakey_init(int* argc, char** argv, const char* shortopts,
                                    const struct option* longopts, fe_datakey_error** err);
-extern void rewind_ext_free(rewind_ext* ext);
+extern void rewind_datakey_free(rewind_datakey* ext);
 
 /* --help lines for the options this adapter adds. */
-extern const char* rewind_ext_help(void);
+extern const char* rewind_datakey_help(void);
 
 /*
  * Records the key state of a source data directory (--source-pgdata): its
  * pg_control's data_encryption_version and data_encryption_key_length, which
  * its key files must agree with, and its key check.
  */
-extern int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, unsigned version,
+extern int rewind_datakey_source_directory(rewind_datakey* ext, const char* datadir, unsigned version,
                                        unsigned bits, fe_datakey_error** err);
 
 /*
@@ -48,7 +48,7 @@ extern int rewind_ext_source_directory(rewind_ext* ext, const char* datadir, uns
  * its pg_control and the contents of its key check file (NULL when the file
  * is missing).
  */
-extern int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned bits,
+extern int rewind_datakey_source_server(rewind_datakey* ext, unsigned version, unsigned bits,
                                     const char* check, size_t check_len, fe_datakey_error** err);
 
 /*
@@ -58,7 +58,7 @@ extern int rewind_ext_source_server(rewind_ext* ext, unsigned version, unsigned 
  * given, must unwrap and verify the target's key, and that key must be the
  * one the source's key check describes.
  */
-extern int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, unsigned version,
+extern int rewind_datakey_check_target(rewind_datakey* ext, const char* target_datadir, unsigned version,
                                    unsigned bits, fe_datakey_error** err);
 
 /*
@@ -71,16 +71,16 @@ extern int rewind_ext_check_target(rewind_ext* ext, const char* target_datadir, 
  * command itself never goes on a command line. NULL with an error when no
  * command was given.
  */
-extern const char* rewind_ext_server_options(rewind_ext* ext, fe_datakey_error** err);
+extern const char* rewind_datakey_server_options(rewind_datakey* ext, fe_datakey_error** err);
 
 /*
  * 1 when a path relative to the data directory belongs to the key store,
  * which pg_rewind neither copies nor removes.
  */
-extern int rewind_ext_is_key_store_path(const char* path);
+extern int rewind_datakey_is_key_store_path(const char* path);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* REWIND_EXT_H */
+#endif /* REWIND_DATAKEY_H */
