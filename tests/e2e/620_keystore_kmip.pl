@@ -3,7 +3,7 @@
 #
 # The README's KMIP recipe, run as written against a PyKMIP server started
 # here over TLS on 127.0.0.1 (certificates made by the test), with the
-# project's client contrib/kmip-datakey: initdb -y and a server with a key
+# project's client kmip-client/kmip-datakey: initdb -y and a server with a key
 # in the KMIP server; rewrap from a passphrase into it, into a SoftHSM2
 # token and back, and to a new key; the KMIP server stopped; a wrong key id,
 # a certificate of another identity, a certificate the server does not

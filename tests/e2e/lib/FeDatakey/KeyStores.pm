@@ -219,7 +219,7 @@ sub softhsm_token
 sub kmip_store
 {
 	my ($dir) = @_;
-	my $client = "$FeDatakey::TestLib::REPO/contrib/kmip-datakey";
+	my $client = "$FeDatakey::TestLib::REPO/kmip-client/kmip-datakey";
 	my $text = readme_section('KMIP: a key server (PyKMIP here)');
 	my $etc = "$dir/etc";
 	mkdir $etc;
