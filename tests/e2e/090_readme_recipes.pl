@@ -1,45 +1,27 @@
-# The passphrase recipes of README.md, read from the README itself so that
-# the commands users copy are the commands that are tested:
+# The passphrase recipes, read from the pages users read them in
+# (FeDatakey::Recipes: docs/key-stores.md, and README.md for the one it
+# keeps) so that the commands users copy are the commands that are tested:
 #   - "A passphrase, typed at the terminal": initdb and a foreground server
 #     on a pseudo-terminal, openssl prompting;
-#   - "A passphrase from a file": initdb -y with the two variables, pg_ctl;
+#   - "A passphrase from a file" (README.md): initdb -y with the two
+#     variables, pg_ctl;
 #   - "Rotating the passphrase or master key": pg_datakey rewrap while the
-#     server runs, and the hand-typed pipeline the README explains it with.
+#     server runs, and the hand-typed pipeline the recipe explains it with.
 # The PKCS#11, KMIP, Tang and TPM 2.0 recipes are run by 610-640 against
 # real services; the cloud and Vault recipes need the vendors' tools and
 # accounts and are not run.
 use strict;
 use warnings;
 use Test::More;
-use FindBin;
 use FeDatakey::TestLib;
-
-my $root = $ENV{FE_DATAKEY_ROOT} // "$FindBin::Bin/../..";
-my $readme = slurp_file("$root/README.md");
-
-# The text of a README section, up to the next heading.
-sub section
-{
-	my ($title) = @_;
-	$readme =~ /^### \Q$title\E\n(.*?)(?=^#)/ms
-	  or BAIL_OUT("README.md has no section \"$title\"");
-	return $1;
-}
-
-# The single-quoted value after NAME= in a section.
-sub quoted_after
-{
-	my ($text, $name) = @_;
-	$text =~ /\Q$name\E='([^']*)'/ or BAIL_OUT("README.md: no $name='...' where expected");
-	return $1;
-}
+use FeDatakey::Recipes;
 
 my $dir = temp_dir();
 my $passphrase = 'correct horse battery staple';
 
 # --- typed at the terminal --------------------------------------------------------------
 {
-	my $text = section('A passphrase, typed at the terminal');
+	my $text = recipe_section('A passphrase, typed at the terminal');
 	my $wrap = quoted_after($text, '--key-wrap-command');
 	my $unwrap = quoted_after($text, '--key-unwrap-command');
 	like($text, qr/^postgres -D data\b/m, 'the recipe starts the server in the foreground');
@@ -76,7 +58,7 @@ my $passphrase = 'correct horse battery staple';
 my $pgdata = "$dir/from-file";
 my $file_unwrap;
 {
-	my $text = section('A passphrase from a file');
+	my $text = recipe_section('A passphrase from a file');
 	my $place = '/etc/postgresql/datakey.pass';
 	like($text, qr/install -m 600 \/dev\/null \Q$place\E/, 'the recipe makes the file 0600 first');
 	my $pass = passphrase_file($dir, 'datakey.pass', $passphrase);
@@ -98,7 +80,7 @@ my $file_unwrap;
 
 # --- rotation with pg_datakey, while the server runs ---------------------------------------------
 {
-	my $text = section('Rotating the passphrase or master key');
+	my $text = recipe_section('Rotating the passphrase or master key');
 	my $place = '/etc/postgresql/datakey.new';
 	my $new = passphrase_file($dir, 'datakey.new', 'a new passphrase');
 	my ($wrap, $unwrap) =
@@ -122,9 +104,9 @@ my $file_unwrap;
 	  run_command([ 'bash', '-c', 'cd "$1" && ' . ($file_unwrap =~ s/%p/pg_encryption\/key.bin/r), '-', $pgdata ]);
 	isnt($plain, $before, 'the old passphrase no longer opens key.bin');
 
-	# The pipeline the README explains rotation with, OLD and NEW filled in.
+	# The pipeline the recipe explains rotation with, OLD and NEW filled in.
 	$text =~ /^cd "\$PGDATA"\n(openssl .*?\n\s*\| openssl .*?)\n/ms
-	  or BAIL_OUT('README.md: no hand-typed rotation pipeline');
+	  or BAIL_OUT('docs/key-stores.md: no hand-typed rotation pipeline');
 	my $pipeline = $1;
 	my $third = passphrase_file($dir, 'third', 'a third passphrase');
 	$pipeline =~ s/file:OLD/file:$new/;

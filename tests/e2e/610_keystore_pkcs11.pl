@@ -18,12 +18,13 @@ use Test::More;
 use IO::Socket::UNIX;
 use FeDatakey::TestLib;
 use FeDatakey::KeyStores;
+use FeDatakey::Recipes;
 
 my $dir = temp_dir();
-my $text = readme_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
-my $setup = readme_block($text, 0);
-my $commands = readme_block($text, 1);
-my $remote = readme_block($text, 2);
+my $text = recipe_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
+my $setup = recipe_block($text, 0);
+my $commands = recipe_block($text, 1);
+my $remote = recipe_block($text, 2);
 
 like($setup, qr{^install -m 600 /dev/null /etc/postgresql/hsm\.pin}m, 'the recipe makes the PIN file 0600 first');
 unlike($commands . $remote, qr/--(?:so-)?pin [^e]/, 'the recipe never puts a PIN in pkcs11-tool\'s arguments');
@@ -43,7 +44,7 @@ is($rc, 0, 'a second key pair in the token, made with the recipe\'s lines') or d
 # --- the token served by p11-kit over a socket ---
 my $sock = "$dir/p11.sock";
 my $map = { %{ $hsm->{map} }, '/run/pg-datakey/pkcs11.sock' => $sock, '-u postgres ' => '' };
-my ($serve) = $remote =~ /^(p11-kit server .*)$/m or BAIL_OUT('README.md: no p11-kit server line');
+my ($serve) = $remote =~ /^(p11-kit server .*)$/m or BAIL_OUT('docs/key-stores.md: no p11-kit server line');
 my $remote_unwrap = fill_placeholders(quoted_after($remote, 'export PGDATAKEYUNWRAPCMD'), $map);
 my $p11;
 my $p11_up = sub {

@@ -1,11 +1,12 @@
-# Helpers for the key-store tests (tests/e2e/6xx_keystore_*.pl): the
-# README's key-store recipes read out of README.md, services started and
-# always stopped, a socket that accepts and never answers, and the checks
-# every store must pass (run_store_checks).
+# Helpers for the key-store tests (tests/e2e/6xx_keystore_*.pl): stores
+# made from the key-store recipes of docs/key-stores.md (read by
+# FeDatakey::Recipes), services started and always stopped, a socket that
+# accepts and never answers, and the checks every store must pass
+# (run_store_checks).
 #
 #   use FeDatakey::TestLib;
 #   use FeDatakey::KeyStores;
-#   my $text = readme_section('PKCS#11: an HSM (SoftHSM2 here)');
+#   my $tang = tang_store($dir, 'tang');
 #   my $svc  = start_service('tang', [ 'socat', ... ], port => $port);
 #   stop_service($svc);
 package FeDatakey::KeyStores;
@@ -20,56 +21,13 @@ use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use FeDatakey::TestLib;
+use FeDatakey::Recipes;
 
 our @EXPORT = qw(
-  readme_section readme_block quoted_after fill_placeholders
   start_service stop_service wait_port free_port_pair silent_listener
   tree_digest run_store_checks softhsm_token tls_certificates
   kmip_store tang_store tpm2_store
 );
-
-# --- the README ----------------------------------------------------------------
-
-my $readme;
-
-# The text of a README section ("### Title"), up to the next heading.
-sub readme_section
-{
-	my ($title) = @_;
-	$readme //= slurp_file("$FeDatakey::TestLib::REPO/README.md");
-	$readme =~ /^### \Q$title\E\n(.*?)(?=^#)/ms
-	  or BAIL_OUT("README.md has no section \"$title\"");
-	return $1;
-}
-
-# The $n-th (from 0) fenced block of a section's text.
-sub readme_block
-{
-	my ($text, $n) = @_;
-	my @blocks = $text =~ /^```\n(.*?)^```\n/msg;
-	defined $blocks[$n] or BAIL_OUT("README.md: the section has no code block $n");
-	return $blocks[$n];
-}
-
-# The single-quoted value after NAME= in a text.
-sub quoted_after
-{
-	my ($text, $name) = @_;
-	$text =~ /\Q$name\E='([^']*)'/ or BAIL_OUT("README.md: no $name='...' where expected");
-	return $1;
-}
-
-# $text with every key of %$map replaced by its value (longest first, so
-# that a placeholder that is a prefix of another does not break it).
-sub fill_placeholders
-{
-	my ($text, $map) = @_;
-	for my $k (sort { length $b <=> length $a } keys %$map)
-	{
-		$text =~ s/\Q$k\E/$map->{$k}/g;
-	}
-	return $text;
-}
 
 # --- services -----------------------------------------------------------------------
 
@@ -183,16 +141,16 @@ sub silent_listener
 	return $sock;
 }
 
-# --- stores made from the README's recipes ------------------------------------------------
+# --- stores made from the recipes ------------------------------------------------
 
-# A SoftHSM2 token made by the README's PKCS#11 setup lines, with its paths
+# A SoftHSM2 token made by the recipe's PKCS#11 setup lines, with its paths
 # moved under $dir/$name: returns { wrap, unwrap, map, setup, dir }.
 sub softhsm_token
 {
 	my ($dir, $name, $pin) = @_;
-	my $text = readme_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
-	my $setup = readme_block($text, 0);
-	my $commands = readme_block($text, 1);
+	my $text = recipe_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
+	my $setup = recipe_block($text, 0);
+	my $commands = recipe_block($text, 1);
 	mkdir "$dir/$name" or croak "mkdir $dir/$name: $!";
 	my $map = {
 		'/etc/postgresql/' => "$dir/$name/",
@@ -205,14 +163,14 @@ sub softhsm_token
 	# above, with the PINs in them.
 	my $script = join "\n", grep { !m{^install -m 600 /dev/null } } split /\n/, fill_placeholders($setup, $map);
 	my ($rc, $out, $err) = run_command([ 'bash', '-e', '-o', 'pipefail', '-c', $script ]);
-	croak "the README's PKCS#11 setup failed for $name: $err" if $rc != 0;
+	croak "the recipe's PKCS#11 setup failed for $name: $err" if $rc != 0;
 	my ($wrap, $unwrap) = map { fill_placeholders(quoted_after($commands, "export $_"), $map) }
 	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
 	return { wrap => $wrap, unwrap => $unwrap, map => $map, setup => $setup, dir => "$dir/$name" };
 }
 
 # A PyKMIP server on a free port of 127.0.0.1 (certificates made here, in
-# $dir/etc), and the README's KMIP setup run against it: the client's
+# $dir/etc), and the recipe's KMIP setup run against it: the client's
 # configuration $dir/etc/kmip.conf and a key. Returns { wrap, unwrap,
 # key_id, etc, port, client, up, down } (up and down start and stop the
 # server, on the same port and database).
@@ -220,7 +178,7 @@ sub kmip_store
 {
 	my ($dir) = @_;
 	my $client = "$FeDatakey::TestLib::REPO/kmip-client/kmip-datakey";
-	my $text = readme_section('KMIP: a key server (PyKMIP here)');
+	my $text = recipe_section('KMIP: a key server (PyKMIP here)');
 	my $etc = "$dir/etc";
 	mkdir $etc;
 	tls_certificates($etc, [ 'server', '127.0.0.1', 'serverAuth' ], [ 'kmip-client', 'pg-datakey', 'clientAuth' ]);
@@ -255,27 +213,27 @@ EOF
 		'port=5696' => "port=$port",
 		'kmip-datakey ' => "$client ",
 	};
-	my $setup = readme_block($text, 0);
+	my $setup = recipe_block($text, 0);
 	$setup =~ m{^install -m 600 /dev/null /etc/postgresql/kmip-client\.key}m
-	  or croak 'README.md: the KMIP setup no longer makes the client key file 0600 first';
+	  or croak 'docs/key-stores.md: the KMIP setup no longer makes the client key file 0600 first';
 	# The install line makes the file the user then fills: tls_certificates did.
 	my $script = join "\n", grep { !m{^install -m 600 /dev/null } } split /\n/, fill_placeholders($setup, $map);
 	my $out = command_ok([ 'bash', '-e', '-o', 'pipefail', '-c', $script ]);
-	($s->{key_id}) = $out =~ /^(\S+)\n\z/ or croak "the README's KMIP setup printed no key id: $out";
+	($s->{key_id}) = $out =~ /^(\S+)\n\z/ or croak "the recipe's KMIP setup printed no key id: $out";
 	@$s{qw(wrap unwrap)} =
-	  map { fill_placeholders(quoted_after(readme_block($text, 1), "export $_"), { %$map, KEY_ID => $s->{key_id} }) }
+	  map { fill_placeholders(quoted_after(recipe_block($text, 1), "export $_"), { %$map, KEY_ID => $s->{key_id} }) }
 	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
 	return $s;
 }
 
 # A Tang server (tangd run by socat for each connection) with its keys in
-# $dir/$name, on a free port of 127.0.0.1, and the README's Tang commands
-# for it (the thumbprint computed by the README's line). Returns { wrap,
+# $dir/$name, on a free port of 127.0.0.1, and the recipe's Tang commands
+# for it (the thumbprint computed by the recipe's line). Returns { wrap,
 # unwrap, port, db, up, down }.
 sub tang_store
 {
 	my ($dir, $name) = @_;
-	my $text = readme_section('Tang: network-bound unwrap (Clevis)');
+	my $text = recipe_section('Tang: network-bound unwrap (Clevis)');
 	my $db = "$dir/$name";
 	mkdir $db or croak "mkdir $db: $!";
 	command_ok([ '/usr/libexec/tangd-keygen', $db ]);
@@ -287,24 +245,24 @@ sub tang_store
 	};
 	$s->{down} = sub { stop_service($s->{svc}) };
 	$s->{up}->();
-	(my $line = readme_block($text, 0)) =~ s/\s*#.*//s;
+	(my $line = recipe_block($text, 0)) =~ s/\s*#.*//s;
 	my $thp = command_ok([ 'bash', '-e', '-o', 'pipefail', '-c', fill_placeholders($line, { '/var/db/tang' => $db }) ]);
 	chomp $thp;
-	$thp =~ /^[\w-]{43}$/ or croak "the README's thumbprint line printed \"$thp\"";
+	$thp =~ /^[\w-]{43}$/ or croak "the recipe's thumbprint line printed \"$thp\"";
 	$s->{thp} = $thp;
 	my $map = { 'http://tang.example.com:7500' => "http://127.0.0.1:$s->{port}", THUMBPRINT => $thp };
-	@$s{qw(wrap unwrap)} = map { fill_placeholders(quoted_after(readme_block($text, 1), "export $_"), $map) }
+	@$s{qw(wrap unwrap)} = map { fill_placeholders(quoted_after(recipe_block($text, 1), "export $_"), $map) }
 	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
 	return $s;
 }
 
 # A software TPM (swtpm, its state in $dir/$name) on two free consecutive
-# ports of 127.0.0.1, and the README's TPM 2.0 commands with the swtpm TCTI
+# ports of 127.0.0.1, and the recipe's TPM 2.0 commands with the swtpm TCTI
 # in place of the device. Returns { wrap, unwrap, port, up, down }.
 sub tpm2_store
 {
 	my ($dir, $name) = @_;
-	my $text = readme_section('TPM 2.0: the key sealed to this machine\'s TPM (Clevis)');
+	my $text = recipe_section('TPM 2.0: the key sealed to this machine\'s TPM (Clevis)');
 	my $state = "$dir/$name";
 	mkdir $state or croak "mkdir $state: $!";
 	my $port = free_port_pair();
@@ -321,7 +279,7 @@ sub tpm2_store
 	$s->{down} = sub { stop_service($s->{svc}) };
 	$s->{up}->();
 	my $map = { 'device:/dev/tpmrm0' => "swtpm:host=127.0.0.1,port=$port" };
-	@$s{qw(wrap unwrap)} = map { fill_placeholders(quoted_after(readme_block($text, 0), "export $_"), $map) }
+	@$s{qw(wrap unwrap)} = map { fill_placeholders(quoted_after(recipe_block($text, 0), "export $_"), $map) }
 	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
 	return $s;
 }
@@ -382,7 +340,7 @@ sub datakey
 
 # run_store_checks(%args): what the issue asks of every store.
 #   name    => 'PKCS#11', dir => a temp_dir,
-#   wrap, unwrap => the store's commands (the README's, filled in),
+#   wrap, unwrap => the store's commands (the recipe's, filled in),
 #   other   => [wrap, unwrap] of another store, for rewrap store -> other -> store,
 #   rotate  => [wrap, unwrap] under a new master key in the same store,
 #   down    => sub: stop the store; up => sub: start it again,
