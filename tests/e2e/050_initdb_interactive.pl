@@ -1,4 +1,4 @@
-# The interactive passphrase recipe exactly as in the README, openssl
+# The interactive passphrase recipe exactly as in docs/key-stores.md, openssl
 # prompting on the terminal, driven through a real pseudo-terminal:
 #
 #   initdb -D datadir -y \

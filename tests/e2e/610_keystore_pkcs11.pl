@@ -1,7 +1,7 @@
 # Versions: newest
 # (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
 #
-# The README's PKCS#11 recipe, both forms, run as written against SoftHSM2
+# The PKCS#11 recipe of docs/key-stores.md, both forms, run as written against SoftHSM2
 # tokens made by the recipe's own setup lines (paths moved into the test's
 # directory):
 #   - the token reached over a socket, served by p11-kit server: initdb -y

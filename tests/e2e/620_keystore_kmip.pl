@@ -1,7 +1,7 @@
 # Versions: newest
 # (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
 #
-# The README's KMIP recipe, run as written against a PyKMIP server started
+# The KMIP recipe of docs/key-stores.md, run as written against a PyKMIP server started
 # here over TLS on 127.0.0.1 (certificates made by the test), with the
 # project's client kmip-client/kmip-datakey: initdb -y and a server with a key
 # in the KMIP server; rewrap from a passphrase into it, into a SoftHSM2

@@ -1,8 +1,8 @@
 # Versions: newest
 # (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
 #
-# The README's Tang recipe, run as written against tangd served by socat on
-# 127.0.0.1 (keys made by tangd-keygen, the thumbprint by the README's
+# The Tang recipe of docs/key-stores.md, run as written against tangd served by socat on
+# 127.0.0.1 (keys made by tangd-keygen, the thumbprint by the recipe's
 # line): initdb -y and a server with the key bound to Tang; rewrap from a
 # passphrase into Tang, into a SoftHSM2 token and back, and to another Tang
 # server; Tang stopped; a key bound to a Tang server whose keys were

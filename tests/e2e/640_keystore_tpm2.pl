@@ -1,7 +1,7 @@
 # Versions: newest
 # (pg_datakey and the command runner, the same on every version; the server's part runs on every version in 0xx-1xx)
 #
-# The README's TPM 2.0 recipe, run as written against a software TPM (swtpm
+# The TPM 2.0 recipe of docs/key-stores.md, run as written against a software TPM (swtpm
 # on 127.0.0.1, the TCTI swtpm:host=127.0.0.1,port=N in place of the
 # recipe's device:/dev/tpmrm0): initdb -y and a server with the key sealed
 # to the TPM; rewrap from a passphrase into the TPM, into a SoftHSM2 token
