@@ -72,20 +72,6 @@ int parse_timeout(const std::string& text) {
     return static_cast<int>(value);
 }
 
-std::string boost_message(const po::error& e) {
-    if (auto* u = dynamic_cast<const po::unknown_option*>(&e))
-        return "unrecognized option \"" + u->get_option_name() + "\"";
-    if (auto* m = dynamic_cast<const po::multiple_occurrences*>(&e))
-        return "option " + m->get_option_name() + " specified more than once";
-    if (auto* s = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
-        if (s->kind() == po::invalid_syntax::missing_parameter)
-            return "option " + s->get_option_name() + " requires a value";
-        if (s->kind() == po::invalid_syntax::extra_parameter)
-            return "option " + s->get_option_name() + " does not take a value";
-    }
-    return e.what();
-}
-
 } // namespace
 
 Invocation parse_command_line(int argc, const char* const* argv) {
@@ -108,7 +94,7 @@ Invocation parse_command_line(int argc, const char* const* argv) {
                   vm);
         po::notify(vm);
     } catch (const po::error& e) {
-        usage(boost_message(e));
+        usage(fe_datakey::usage_message(e));
     }
 
     Invocation inv;
