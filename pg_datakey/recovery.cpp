@@ -1,3 +1,4 @@
+// Rewrap debris and phases, and rolling an interrupted rewrap back or forward (repair).
 #include "recovery.hpp"
 
 #include "crash_point.hpp"

@@ -1,3 +1,4 @@
+// What status reports, collected from the files alone, and its text and JSON renderings.
 #include "status.hpp"
 
 #include "datadir.hpp"
