@@ -1,5 +1,9 @@
+// The command line: one table of the options; the parser, the per-command
+// option checks and --help are derived from it and from the command table
+// (commands.cpp).
 #include "cli.hpp"
 
+#include "commands.hpp"
 #include "exit_status.hpp"
 
 #include <boost/program_options.hpp>
@@ -7,8 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <map>
-#include <set>
+#include <stdexcept>
 
 namespace po = boost::program_options;
 
@@ -16,51 +19,97 @@ namespace pg_datakey {
 
 namespace {
 
-po::options_description describe() {
-    po::options_description desc;
-    desc.add_options()                                       //
-        ("pgdata,D", po::value<std::string>())               //
-        ("config-file", po::value<std::string>())            //
-        ("edit-auto-conf", po::bool_switch())                //
-        ("json", po::bool_switch())                          //
-        ("show-commands", po::bool_switch())                 //
-        ("key-unwrap-command", po::value<std::string>())     //
-        ("new-key-wrap-command", po::value<std::string>())   //
-        ("new-key-unwrap-command", po::value<std::string>()) //
-        ("no-verify", po::bool_switch())                     //
-        ("timeout,t", po::value<std::string>())              //
-        ("version,V", po::bool_switch())                     //
-        ("help,?", po::bool_switch())                        //
-        ("command", po::value<std::vector<std::string>>());
-    return desc;
+enum class Scope {
+    every_command, // -D and --config-file
+    by_command,    // the commands whose row names it
+    instead,       // -? and -V: stand for the command
+};
+
+struct OptionSpec {
+    const char* name;  // Boost's "long,short"
+    const char* value; // the value's placeholder in --help; nullptr: a switch
+    Scope scope;
+    const char* help; // --help's description; each '\n' starts a continuation line
+};
+
+// In --help's order.
+constexpr OptionSpec option_table[] = {
+    {"pgdata,D", "DATADIR", Scope::every_command, "data directory"},
+    {"config-file", "FILE", Scope::every_command,
+     "the server's postgresql.conf (default: as the server\n"
+     "was started, else DATADIR/postgresql.conf)"},
+    {"json", nullptr, Scope::by_command, "print the status as JSON"},
+    {"show-commands", nullptr, Scope::by_command, "show the configured unwrap command"},
+    {"key-unwrap-command", "COMMAND", Scope::by_command,
+     "command that unwraps the current key\n"
+     "(default: PGDATAKEYUNWRAPCMD, then the configuration)"},
+    {"new-key-wrap-command", "COMMAND", Scope::by_command,
+     "command that wraps the key from now on"},
+    {"new-key-unwrap-command", "COMMAND", Scope::by_command,
+     "command that unwraps the key from now on"},
+    {"no-verify", nullptr, Scope::by_command,
+     "do not check the new wrapping by unwrapping it\n"
+     "(the old key file is kept as key.bin.prev)"},
+    {"edit-auto-conf", nullptr, Scope::by_command,
+     "update postgresql.auto.conf while the server runs"},
+    {"timeout,t", "SECONDS", Scope::by_command, "give up on a command after SECONDS (0: never)"},
+    {"version,V", nullptr, Scope::instead, "output version information, then exit"},
+    {"help,?", nullptr, Scope::instead, "show this help, then exit"},
+};
+
+// --help's column for descriptions.
+constexpr std::size_t help_column = 25;
+
+std::string long_name(const OptionSpec& o) {
+    std::string name = o.name;
+    return name.substr(0, name.find(','));
 }
 
-// Which options each command takes, beyond -D and --config-file.
-const std::map<Command, std::set<std::string>>& allowed_options() {
-    static const std::map<Command, std::set<std::string>> allowed = {
-        {Command::status, {"json", "show-commands"}},
-        {Command::verify, {"key-unwrap-command", "timeout"}},
-        {Command::rewrap,
-         {"key-unwrap-command", "new-key-wrap-command", "new-key-unwrap-command", "no-verify",
-          "edit-auto-conf", "timeout"}},
-        {Command::repair, {}},
-    };
-    return allowed;
+const OptionSpec& option_named(const std::string& name) {
+    for (const auto& o : option_table)
+        if (long_name(o) == name)
+            return o;
+    throw std::logic_error("the command table names an unknown option --" + name);
+}
+
+bool takes(const CommandSpec& command, const std::string& option) {
+    for (const auto& o : command.options)
+        if (option == o.name)
+            return true;
+    return false;
+}
+
+// Every option a command row names is in the option table, and is one that
+// depends on the command.
+void check_tables() {
+    for (const auto& c : command_table())
+        for (const auto& o : c.options)
+            if (option_named(o.name).scope != Scope::by_command)
+                throw std::logic_error(std::string("command ") + c.name + " lists option --" +
+                                       o.name + ", which is not a per-command option");
+}
+
+po::options_description describe() {
+    po::options_description desc;
+    for (const auto& o : option_table) {
+        if (o.value)
+            desc.add_options()(o.name, po::value<std::string>());
+        else
+            desc.add_options()(o.name, po::bool_switch());
+    }
+    desc.add_options()("command", po::value<std::vector<std::string>>());
+    return desc;
 }
 
 [[noreturn]] void usage(const std::string& message) {
     throw ToolError(exit_usage, message);
 }
 
-Command command_named(const std::string& name) {
-    static const std::map<std::string, Command> names = {{"status", Command::status},
-                                                         {"verify", Command::verify},
-                                                         {"rewrap", Command::rewrap},
-                                                         {"repair", Command::repair}};
-    auto it = names.find(name);
-    if (it == names.end())
+const CommandSpec& command_named(const std::string& name) {
+    const CommandSpec* command = find_command(name);
+    if (!command)
         usage("unrecognized command \"" + name + "\"");
-    return it->second;
+    return *command;
 }
 
 int parse_timeout(const std::string& text) {
@@ -72,23 +121,26 @@ int parse_timeout(const std::string& text) {
     return static_cast<int>(value);
 }
 
-std::string boost_message(const po::error& e) {
-    if (auto* u = dynamic_cast<const po::unknown_option*>(&e))
-        return "unrecognized option \"" + u->get_option_name() + "\"";
-    if (auto* m = dynamic_cast<const po::multiple_occurrences*>(&e))
-        return "option " + m->get_option_name() + " specified more than once";
-    if (auto* s = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
-        if (s->kind() == po::invalid_syntax::missing_parameter)
-            return "option " + s->get_option_name() + " requires a value";
-        if (s->kind() == po::invalid_syntax::extra_parameter)
-            return "option " + s->get_option_name() + " does not take a value";
+// One line of --help: the option or command from column 3, the description
+// from help_column (on a line of its own when the first is too long).
+void help_line(std::string& text, const std::string& left, const std::string& description) {
+    std::string line = "  " + left;
+    if (line.size() < help_column)
+        line.append(help_column - line.size(), ' ');
+    else
+        line += "\n" + std::string(help_column, ' ');
+    for (char c : description) {
+        line += c;
+        if (c == '\n')
+            line.append(help_column, ' ');
     }
-    return e.what();
+    text += line + "\n";
 }
 
 } // namespace
 
 Invocation parse_command_line(int argc, const char* const* argv) {
+    check_tables();
     po::options_description desc = describe();
     po::positional_options_description positional;
     positional.add("command", -1);
@@ -108,7 +160,7 @@ Invocation parse_command_line(int argc, const char* const* argv) {
                   vm);
         po::notify(vm);
     } catch (const po::error& e) {
-        usage(boost_message(e));
+        usage(fe_datakey::usage_message(e));
     }
 
     Invocation inv;
@@ -120,22 +172,21 @@ Invocation parse_command_line(int argc, const char* const* argv) {
         inv.command = Command::version;
         return inv;
     }
+    const CommandSpec* command = &command_table().front();
     if (vm.count("command")) {
         const auto& words = vm["command"].as<std::vector<std::string>>();
-        inv.command = command_named(words.front());
+        command = &command_named(words.front());
         if (words.size() > 1)
             usage("too many command-line arguments (first is \"" + words[1] + "\")");
     }
+    inv.command = command->command;
 
-    const auto& allowed = allowed_options().at(inv.command);
     for (const auto& [name, value] : vm) {
-        if (name == "command" || name == "pgdata" || name == "config-file" || value.defaulted())
+        if (name == "command" || value.defaulted() ||
+            option_named(name).scope == Scope::every_command)
             continue;
-        if (!allowed.count(name)) {
-            static const char* names[] = {"status", "verify", "rewrap", "repair"};
-            usage("option --" + name + " cannot be used with command \"" +
-                  names[static_cast<int>(inv.command)] + "\"");
-        }
+        if (!takes(*command, name))
+            usage("option --" + name + " cannot be used with command \"" + command->name + "\"");
     }
 
     if (vm.count("pgdata"))
@@ -156,57 +207,60 @@ Invocation parse_command_line(int argc, const char* const* argv) {
     if (vm.count("new-key-unwrap-command"))
         inv.new_unwrap = vm["new-key-unwrap-command"].as<std::string>();
 
-    if (inv.command == Command::verify || inv.command == Command::rewrap) {
+    if (takes(*command, "key-unwrap-command")) {
         // The library decides what the option and PGDATAKEYUNWRAPCMD mean.
         std::vector<std::string> ours;
         if (vm.count("key-unwrap-command"))
             ours = {"--key-unwrap-command", vm["key-unwrap-command"].as<std::string>()};
         inv.key_options = fe_datakey::KeyOptions::from_arguments(ours, fe_datakey::option_unwrap);
     }
-    if (inv.command == Command::rewrap) {
-        if (!inv.new_wrap)
-            usage("option --new-key-wrap-command is required for command \"rewrap\"");
-        if (!inv.new_unwrap)
-            usage("option --new-key-unwrap-command is required for command \"rewrap\"");
-    }
+    for (const auto& o : command->options)
+        if (o.required && !vm.count(o.name))
+            usage(std::string("option --") + o.name + " is required for command \"" +
+                  command->name + "\"");
     return inv;
 }
 
 std::string help_text() {
-    return "pg_datakey checks the data encryption key of a PostgreSQL cluster and rotates its\n"
-           "wrapping.\n"
-           "\n"
-           "Usage:\n"
-           "  pg_datakey [COMMAND] [OPTION]...\n"
-           "\n"
-           "Commands:\n"
-           "  status                 show the key store and its state (the default)\n"
-           "  verify                 unwrap the key and verify it against its key check\n"
-           "  rewrap                 wrap the key with new commands, safely\n"
-           "  repair                 finish or undo an interrupted rewrap\n"
-           "\n"
-           "Options:\n"
-           "  -D, --pgdata=DATADIR   data directory\n"
-           "      --config-file=FILE the server's postgresql.conf (default: as the server\n"
-           "                         was started, else DATADIR/postgresql.conf)\n"
-           "      --json             status: print the status as JSON\n"
-           "      --show-commands    status: show the configured unwrap command\n"
-           "      --key-unwrap-command=COMMAND\n"
-           "                         command that unwraps the current key\n"
-           "                         (default: PGDATAKEYUNWRAPCMD, then the configuration)\n"
-           "      --new-key-wrap-command=COMMAND\n"
-           "                         rewrap: command that wraps the key from now on\n"
-           "      --new-key-unwrap-command=COMMAND\n"
-           "                         rewrap: command that unwraps the key from now on\n"
-           "      --no-verify        rewrap: do not check the new wrapping by unwrapping it\n"
-           "                         (the old key file is kept as key.bin.prev)\n"
-           "      --edit-auto-conf   rewrap: update postgresql.auto.conf while the server runs\n"
-           "  -t, --timeout=SECONDS  give up on a command after SECONDS (0: never)\n"
-           "  -V, --version          output version information, then exit\n"
-           "  -?, --help             show this help, then exit\n"
-           "\n"
-           "If no data directory (DATADIR) is specified, the environment variable PGDATA\n"
-           "is used.\n";
+    check_tables();
+    std::string text =
+        "pg_datakey checks the data encryption key of a PostgreSQL cluster and rotates its\n"
+        "wrapping.\n"
+        "\n"
+        "Usage:\n"
+        "  pg_datakey [COMMAND] [OPTION]...\n"
+        "\n"
+        "Commands:\n";
+    const auto& commands = command_table();
+    for (const auto& c : commands)
+        help_line(text, c.name,
+                  std::string(c.summary) + (&c == &commands.front() ? " (the default)" : ""));
+    text += "\nOptions:\n";
+    for (const auto& o : option_table) {
+        std::string name = o.name;
+        std::size_t comma = name.find(',');
+        std::string left =
+            comma == std::string::npos ? "    " : "-" + name.substr(comma + 1) + ", ";
+        left += "--" + long_name(o);
+        if (o.value)
+            left += std::string("=") + o.value;
+        // An option of one command alone says which.
+        std::string prefix;
+        const CommandSpec* only = nullptr;
+        int users = 0;
+        for (const auto& c : commands)
+            if (takes(c, long_name(o))) {
+                only = &c;
+                ++users;
+            }
+        if (users == 1)
+            prefix = std::string(only->name) + ": ";
+        help_line(text, left, prefix + o.help);
+    }
+    text += "\n"
+            "If no data directory (DATADIR) is specified, the environment variable PGDATA\n"
+            "is used.\n";
+    return text;
 }
 
 std::string version_text() {

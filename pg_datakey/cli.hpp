@@ -1,5 +1,6 @@
 // The command line: pg_datakey [COMMAND] [OPTION]..., parsed with
-// Boost.ProgramOptions; the key options are read by the library.
+// Boost.ProgramOptions from cli.cpp's option table and the command table
+// (commands.hpp); the key options are read by the library.
 #pragma once
 
 #include "fe_datakey/options.hpp"
@@ -9,6 +10,8 @@
 
 namespace pg_datakey {
 
+// A row of the command table (commands.cpp), or -? / -V, which stand for
+// the command.
 enum class Command { status, verify, rewrap, repair, help, version };
 
 struct Invocation {

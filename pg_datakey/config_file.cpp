@@ -1,3 +1,4 @@
+// Finding the server's postgresql.conf as it was started, and checking it can be rewritten.
 #include "config_file.hpp"
 
 #include "exit_status.hpp"

@@ -1,3 +1,4 @@
+// Library error codes to pg_datakey's exit statuses, one status per kind of failure.
 #include "exit_status.hpp"
 
 namespace pg_datakey {

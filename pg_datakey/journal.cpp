@@ -1,3 +1,4 @@
+// The rewrap journal: its text format, durable write, read, and the new key file's SHA-256.
 #include "journal.hpp"
 
 #include "exit_status.hpp"

@@ -1,3 +1,4 @@
+// The JSON writer behind status --json: string escaping and comma bookkeeping only.
 #include "json_writer.hpp"
 
 #include <cstdio>

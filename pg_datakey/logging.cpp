@@ -1,3 +1,4 @@
+// pg_datakey's messages on stderr, prefixed "pg_datakey: error:" as PostgreSQL's tools do.
 #include "logging.hpp"
 
 #include "fe_datakey/error.hpp"

@@ -1,3 +1,4 @@
+// Rewrap debris and phases, and rolling an interrupted rewrap back or forward (repair).
 #include "recovery.hpp"
 
 #include "crash_point.hpp"
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
+#include <stdexcept>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,18 +50,37 @@ std::vector<std::string> rewrap_debris(const std::string& datadir) {
     return found;
 }
 
+namespace {
+
+// Each phase's names, in RewrapPhase's order: the key for status --json's
+// "state", and the words for status's "Rewrap:" line.
+struct PhaseNames {
+    RewrapPhase phase;
+    const char* key;
+    const char* text;
+};
+constexpr PhaseNames phase_names[] = {
+    {RewrapPhase::none, "none", "none"},
+    {RewrapPhase::in_progress, "in_progress", "in progress"},
+    {RewrapPhase::uncommitted, "uncommitted", "interrupted before commit"},
+    {RewrapPhase::committed, "committed", "interrupted after commit"},
+};
+
+const PhaseNames& names_of(RewrapPhase phase) {
+    for (const auto& n : phase_names)
+        if (n.phase == phase)
+            return n;
+    throw std::logic_error("rewrap phase without names");
+}
+
+} // namespace
+
 const char* phase_name(RewrapPhase phase) {
-    switch (phase) {
-    case RewrapPhase::none:
-        return "none";
-    case RewrapPhase::in_progress:
-        return "in progress";
-    case RewrapPhase::uncommitted:
-        return "interrupted before commit";
-    case RewrapPhase::committed:
-        return "interrupted after commit";
-    }
-    return "unknown";
+    return names_of(phase).text;
+}
+
+const char* phase_key(RewrapPhase phase) {
+    return names_of(phase).key;
 }
 
 RewrapInspection inspect_rewrap(const std::string& datadir) {

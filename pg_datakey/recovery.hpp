@@ -24,7 +24,10 @@ struct RewrapInspection {
     bool previous_key_kept = false;     // key.bin.prev exists: key.bin is not yet proven
 };
 
+// The phase in words ("interrupted after commit") and as status --json's
+// key ("committed"); both from one table in recovery.cpp.
 const char* phase_name(RewrapPhase phase);
+const char* phase_key(RewrapPhase phase);
 
 // Files an unfinished rewrap leaves, the journal aside.
 std::vector<std::string> rewrap_debris(const std::string& datadir);

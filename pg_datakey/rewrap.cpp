@@ -1,3 +1,4 @@
+// The rewrap protocol in order: unwrap, new key file, verify, journal (the commit), roll forward.
 #include "rewrap.hpp"
 
 #include "config_file.hpp"

@@ -1,3 +1,4 @@
+// The rewrap lock: a non-blocking flock() on pg_encryption/rewrap.lock, taken or tested.
 #include "rewrap_lock.hpp"
 
 #include "exit_status.hpp"

@@ -1,3 +1,4 @@
+// What status reports, collected from the files alone, and its text and JSON renderings.
 #include "status.hpp"
 
 #include "datadir.hpp"
@@ -234,10 +235,7 @@ std::string render_status_json(const Status& s, bool show_commands) {
     w.key("rewrap");
     w.begin_object();
     w.key("state");
-    w.string(s.rewrap.phase == RewrapPhase::none          ? "none"
-             : s.rewrap.phase == RewrapPhase::in_progress ? "in_progress"
-             : s.rewrap.phase == RewrapPhase::uncommitted ? "uncommitted"
-                                                          : "committed");
+    w.string(phase_key(s.rewrap.phase));
     w.key("key_file_is_new");
     w.boolean(s.rewrap.new_key_renamed);
     w.key("previous_key_kept");

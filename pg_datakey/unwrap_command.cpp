@@ -1,3 +1,4 @@
+// The unwrap command that opens key.bin: option or variable first, else the configuration.
 #include "unwrap_command.hpp"
 
 #include "fe_datakey/conf.hpp"

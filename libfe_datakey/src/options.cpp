@@ -50,22 +50,6 @@ std::string map_variable(unsigned accepted, const std::string& variable) {
     return {};
 }
 
-Error usage_error(const po::error& e) {
-    std::string message = e.what();
-    if (auto* m = dynamic_cast<const po::multiple_occurrences*>(&e))
-        message = "option --" +
-                  m->get_option_name().substr(m->get_option_name().find_first_not_of('-')) +
-                  " specified more than once";
-    else if (auto* s = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
-        std::string name = s->get_option_name();
-        if (s->kind() == po::invalid_syntax::missing_parameter)
-            message = "option " + name + " requires a value";
-        else if (s->kind() == po::invalid_syntax::extra_parameter)
-            message = "option " + name + " does not take a value";
-    }
-    return Error(ErrorCode::usage, message);
-}
-
 bool has_placeholder(const std::string& command) {
     for (std::size_t i = 0; i + 1 < command.size(); ++i) {
         if (command[i] != '%')
@@ -84,6 +68,22 @@ std::string origin_of(Role role, const CommandSetting& setting) {
 }
 
 } // namespace
+
+std::string usage_message(const po::error& e) {
+    if (auto* u = dynamic_cast<const po::unknown_option*>(&e))
+        return "unrecognized option \"" + u->get_option_name() + "\"";
+    if (auto* m = dynamic_cast<const po::multiple_occurrences*>(&e))
+        return "option --" +
+               m->get_option_name().substr(m->get_option_name().find_first_not_of('-')) +
+               " specified more than once";
+    if (auto* s = dynamic_cast<const po::invalid_command_line_syntax*>(&e)) {
+        if (s->kind() == po::invalid_syntax::missing_parameter)
+            return "option " + s->get_option_name() + " requires a value";
+        if (s->kind() == po::invalid_syntax::extra_parameter)
+            return "option " + s->get_option_name() + " does not take a value";
+    }
+    return e.what();
+}
 
 std::vector<std::string> split_empty_values(const std::vector<std::string>& args) {
     std::vector<std::string> out;
@@ -138,7 +138,7 @@ KeyOptions KeyOptions::from_arguments(const std::vector<std::string>& args, unsi
                   vm);
         po::notify(vm);
     } catch (const po::error& e) {
-        throw usage_error(e);
+        throw Error(ErrorCode::usage, usage_message(e));
     }
 
     auto from_command_line = [&](const char* key) {

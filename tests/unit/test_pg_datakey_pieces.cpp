@@ -4,6 +4,7 @@
 #include "pg_datakey_cluster.hpp"
 
 #include "cli.hpp"
+#include "commands.hpp"
 #include "crash_point.hpp"
 #include "exit_status.hpp"
 #include "journal.hpp"
@@ -117,6 +118,27 @@ TEST(PgDatakeyCli, UsageErrors) {
     EXPECT_EQ(usage_status({"rewrap", "--new-key-wrap-command=x %p"}), exit_usage);
     EXPECT_EQ(usage_status({"verify", "--key-unwrap-command=a %p", "--key-unwrap-command=b %p"}),
               exit_usage);
+}
+
+// --help, the option checks and the dispatch come from the command table.
+TEST(PgDatakeyCli, DerivedFromTheCommandTable) {
+    std::string help = help_text();
+    for (const auto& c : command_table()) {
+        EXPECT_EQ(find_command(c.name), &c);
+        EXPECT_EQ(&command_spec(c.command), &c);
+        std::string line = "  " + std::string(c.name);
+        line.resize(25, ' ');
+        EXPECT_NE(help.find("\n" + line + c.summary), std::string::npos) << c.name;
+    }
+    EXPECT_NE(help.find("\n  status                 show the key store and its state (the "
+                        "default)\n"),
+              std::string::npos);
+    // An option of one command says which; one of several commands does not.
+    EXPECT_NE(help.find("\n      --json             status: print the status as JSON\n"),
+              std::string::npos);
+    EXPECT_NE(help.find("\n  -t, --timeout=SECONDS  give up on a command"), std::string::npos);
+    EXPECT_EQ(find_command("help"), nullptr);
+    EXPECT_EQ(usage_status({"repair", "--timeout=1"}), exit_usage);
 }
 
 TEST(PgDatakeyCli, OptionBeatsVariableBeatsConfiguration) {

@@ -10,6 +10,10 @@
 
 struct option; // <getopt.h>
 
+namespace boost::program_options {
+class error;
+}
+
 namespace fe_datakey {
 
 enum OptionSet : unsigned {
@@ -73,6 +77,11 @@ const char* environment_name(Role role); // "PGDATAKEYWRAPCMD"
 // reach validation to get its own error: hands each "--opt=" over as "--opt"
 // "". Arguments from a "--" on are operands and are left as they are.
 std::vector<std::string> split_empty_values(const std::vector<std::string>& args);
+
+// The message for a Boost.ProgramOptions error, in PostgreSQL's words
+// ("option --pgdata requires a value"): the one mapping for the library's
+// own options and for pg_datakey's command line.
+std::string usage_message(const boost::program_options::error& e);
 
 // Lines for a utility's --help, in PostgreSQL's layout.
 // `column`: how many characters stand before each description (initdb's 28).
