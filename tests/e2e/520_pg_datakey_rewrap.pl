@@ -6,46 +6,81 @@
 # starting with the new passphrase only.
 use strict;
 use warnings;
+use JSON::PP;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib
+  qw(run_command passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
+use PostgreSQL::Test::Utils
+  qw(slurp_file command_ok command_fails command_exit_is command_checks_all);
 use Test::More;
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+# pg_ctl start with extra postgres options, which upstream's start does not
+# take; true when the server started.
+sub start_with_options
+{
+	my ($node, $options) = @_;
+	my $ok = PostgreSQL::Test::Utils::system_log('pg_ctl', '-w', '-D', $node->data_dir,
+		'-l', $node->logfile, '-o', $options, 'start') == 0;
+	$node->_update_pid($ok ? 1 : -1);
+	return $ok;
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $old = passphrase_file($dir, 'old.pass', 'old secret');
 my $new = passphrase_file($dir, 'new.pass', 'new secret');
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($old), unwrap => openssl_unwrap($old));
+my $pgdata = $node->data_dir;
 my $kcv = datakey_json($pgdata)->{key_check_value};
 
 {
-	ok($node->start, 'server starts with the old passphrase');
-	$node->psql('CREATE TABLE t AS SELECT 42 AS v');
-	ok($node->stop, 'server stops');
+	ok($node->start(fail_ok => 1), 'server starts with the old passphrase');
+	$node->safe_psql('postgres', 'CREATE TABLE t AS SELECT 42 AS v');
+	ok($node->stop('fast', fail_ok => 1), 'server stops');
 }
 
 # Failures before anything is replaced leave the cluster as it was.
 my $before = slurp_file("$pgdata/pg_encryption/key.bin");
-my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=cat >/dev/null; exit 3 #%p',
-	'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
-is($rc, 4, 'a failing wrap command: status 4');
-like($err, qr/key wrap command failed/, 'names the wrap command');
-like($err, qr/left unchanged/, 'says nothing changed');
+my @rewrap = ('pg_datakey', 'rewrap', '-D', $pgdata);
+command_checks_all(
+	[
+		@rewrap, '--new-key-wrap-command=cat >/dev/null; exit 3 #%p',
+		'--new-key-unwrap-command=' . openssl_unwrap($new)
+	],
+	4, [],
+	[ qr/key wrap command failed/, qr/left unchanged/ ],
+	'a failing wrap command: status 4, naming the wrap command and saying nothing changed');
 
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=cat >/dev/null; head -c 64 /dev/urandom > "%p"',
-	'--new-key-unwrap-command=cat "%p"' ]);
-is($rc, 6, 'a wrap command that writes garbage is caught by verification');
+command_exit_is(
+	[
+		@rewrap, '--new-key-wrap-command=cat >/dev/null; head -c 64 /dev/urandom > "%p"',
+		'--new-key-unwrap-command=cat "%p"'
+	],
+	6, 'a wrap command that writes garbage is caught by verification');
 
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, '--timeout=1',
-	'--new-key-wrap-command=sleep 30; cat > "%p"',
-	'--new-key-unwrap-command=cat "%p"' ]);
-is($rc, 5, 'a wrap command hanging past --timeout: status 5');
+command_exit_is(
+	[
+		@rewrap, '--timeout=1', '--new-key-wrap-command=sleep 30; cat > "%p"',
+		'--new-key-unwrap-command=cat "%p"'
+	],
+	5, 'a wrap command hanging past --timeout: status 5');
 
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--key-unwrap-command=' . openssl_unwrap($new),
-	'--new-key-wrap-command=' . openssl_wrap($new),
-	'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
-isnt($rc, 0, 'a wrong old passphrase is refused');
+command_fails(
+	[
+		@rewrap, '--key-unwrap-command=' . openssl_unwrap($new),
+		'--new-key-wrap-command=' . openssl_wrap($new),
+		'--new-key-unwrap-command=' . openssl_unwrap($new)
+	],
+	'a wrong old passphrase is refused');
 
 is(slurp_file("$pgdata/pg_encryption/key.bin"), $before, 'key.bin untouched by failures');
 my $status = datakey_json($pgdata);
@@ -54,7 +89,7 @@ is(scalar(grep { $_->{path} =~ /\.new|\.tmp|rewrap\.state/ } @{ $status->{files}
 	'no temporary files left');
 
 # The rotation.
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
+my ($rc, $out, $err) = run_command([ @rewrap,
 	'--new-key-wrap-command=' . openssl_wrap($new),
 	'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
 is($rc, 0, 'rewrap old -> new passphrase') or diag $err;
@@ -65,10 +100,9 @@ is($status->{key_check_value}, $kcv, 'key check value unchanged');
 is_deeply([ sort map { $_->{path} } @{ $status->{files} } ],
 	[ 'pg_encryption', 'pg_encryption/key.bin', 'pg_encryption/key.check',
 		'pg_encryption/rewrap.lock' ], 'only the key, its check and the lock remain');
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'verify with the configured (new) command');
-($rc) = run_datakey([ 'verify', '-D', $pgdata, '--key-unwrap-command=' . openssl_unwrap($old) ]);
-isnt($rc, 0, 'the old passphrase opens nothing any more');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify with the configured (new) command');
+command_fails([ 'pg_datakey', 'verify', '-D', $pgdata, '--key-unwrap-command=' . openssl_unwrap($old) ],
+	'the old passphrase opens nothing any more');
 # (Compared with the key, not by openssl's exit status: a wrong passphrase
 # decrypts without error about once in 256 salts.)
 my $key = unwrap_key_bytes($pgdata, openssl_unwrap($new));
@@ -81,41 +115,43 @@ for my $f (glob("$pgdata/pg_encryption/*"))
 }
 
 {
-	ok($node->start, 'server starts with the new passphrase');
-	is($node->psql('SELECT v FROM t'), '42', 'data intact');
-	ok($node->stop, 'server stops');
-	ok(!$node->start(
-			options => "-c \"data_encryption_key_unwrap_command='" . openssl_unwrap($old) . "'\""),
+	ok($node->start(fail_ok => 1), 'server starts with the new passphrase');
+	is($node->safe_psql('postgres', 'SELECT v FROM t'), '42', 'data intact');
+	ok($node->stop('fast', fail_ok => 1), 'server stops');
+	# The command goes through pg_ctl's shell and then verbatim to
+	# postgres -c: %p without quotes, and no quotes around the value.
+	(my $old_unwrap = openssl_unwrap($old)) =~ s/"%p"/%p/;
+	my $offset = -s $node->logfile;
+	ok(!start_with_options($node, "-c \"data_encryption_key_unwrap_command=$old_unwrap\""),
 		'server refuses the old passphrase');
+	like(slurp_file($node->logfile, $offset), qr/FATAL:  (?!.*status 127)/,
+		'the unwrap command ran and the key was refused');
 }
 
 # Back to "-" and to a passphrase again.
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=-', '--new-key-unwrap-command=-' ]);
-is($rc, 0, 'rewrap to "-"') or diag $err;
+command_ok([ @rewrap, '--new-key-wrap-command=-', '--new-key-unwrap-command=-' ], 'rewrap to "-"');
 $status = datakey_json($pgdata);
 ok($status->{plaintext_key}, 'status: plaintext key');
 ok((grep { /without wrapping/ } @{ $status->{warnings} }), 'status warns about it');
 is(length(slurp_file("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is the raw key');
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'verify in "-" mode');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify in "-" mode');
 {
-	ok($node->start, 'server starts in "-" mode');
-	ok($node->stop, 'server stops');
+	ok($node->start(fail_ok => 1), 'server starts in "-" mode');
+	ok($node->stop('fast', fail_ok => 1), 'server stops');
 }
 
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=' . openssl_wrap($old),
-	'--new-key-unwrap-command=' . openssl_unwrap($old) ]);
-is($rc, 0, 'rewrap "-" -> passphrase') or diag $err;
+command_ok(
+	[
+		@rewrap, '--new-key-wrap-command=' . openssl_wrap($old),
+		'--new-key-unwrap-command=' . openssl_unwrap($old)
+	],
+	'rewrap "-" -> passphrase');
 is(datakey_json($pgdata)->{key_check_value}, $kcv, 'still the same data key');
 isnt(length(slurp_file("$pgdata/pg_encryption/key.bin")), 64, 'key.bin is wrapped again');
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'verify with the passphrase');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify with the passphrase');
 
 # Mixed new commands are refused before anything runs.
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=-', '--new-key-unwrap-command=cat "%p"' ]);
-is($rc, 3, '"-" mixed with a command: status 3');
+command_exit_is([ @rewrap, '--new-key-wrap-command=-', '--new-key-unwrap-command=cat "%p"' ],
+	3, '"-" mixed with a command: status 3');
 
 done_testing();
