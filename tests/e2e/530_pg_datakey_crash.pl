@@ -7,11 +7,38 @@
 # after repair the server starts with the data intact.
 use strict;
 use warnings;
-use Test::More;
 use JSON::PP;
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(command_ok command_fails command_exit_is command_checks_all);
+use Test::More;
 
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+# The signal that ended pg_datakey @$args run with %env (0 when it exited,
+# or ran past 60 seconds).
+sub datakey_signal
+{
+	my ($args, %env) = @_;
+	my (undef, undef, undef, $how) = run_command([ 'pg_datakey', @$args ], env => \%env, timeout => 60);
+	return $how->{signal};
+}
+
+# A new encrypted node of the version under test.
+sub new_node
+{
+	my ($name, $wrap, $unwrap) = @_;
+	my $node = FeDatakey::Cluster->new($name);
+	$node->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
+	return $node;
+}
 
 # point => [state after the crash, key.bin is the new file, configured command
 #           opens key.bin, outcome of repair]
@@ -29,17 +56,20 @@ my @cases = (
 # Where key.bin.prev, the last key file known to unwrap, exists after the crash.
 my %keeps_previous = map { $_ => 1 } qw(after-keep-previous after-rename after-conf);
 
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $old = passphrase_file($dir, 'old.pass', 'old secret');
+my $new = passphrase_file($dir, 'new.pass', 'new secret');
+
 for my $case (@cases)
 {
 	my ($point, $state, $is_new, $startable, $outcome) = @$case;
-	my $dir = temp_dir();
-	my $old = passphrase_file($dir, 'old.pass', 'old secret');
-	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my ($node, $pgdata) = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old));
+	(my $name = $point) =~ tr/-/_/;
+	my $node = new_node($name, openssl_wrap($old), openssl_unwrap($old));
+	my $pgdata = $node->data_dir;
 	my $kcv = datakey_json($pgdata)->{key_check_value};
 	{
-		$node->start or BAIL_OUT("server does not start");
-		$node->psql("CREATE TABLE t AS SELECT 'kept'::text AS v");
+		$node->start;
+		$node->safe_psql('postgres', "CREATE TABLE t AS SELECT 'kept'::text AS v");
 		$node->stop;
 	}
 
@@ -54,10 +84,14 @@ for my $case (@cases)
 	{
 		%env = (FE_DATAKEY_CRASH_AT => $point);
 	}
-	my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-		"--new-key-wrap-command=$wrap", '--new-key-unwrap-command=' . openssl_unwrap($new) ],
-		env => \%env);
-	is($rc, -9, "$point: pg_datakey was killed");
+	is( datakey_signal(
+			[
+				'rewrap', '-D', $pgdata, "--new-key-wrap-command=$wrap",
+				'--new-key-unwrap-command=' . openssl_unwrap($new)
+			],
+			%env),
+		9,
+		"$point: pg_datakey was killed");
 
 	my $status = datakey_json($pgdata);
 	is($status->{rewrap}{state}, $state, "$point: status reports \"$state\"");
@@ -68,96 +102,97 @@ for my $case (@cases)
 	{
 		is($status->{rewrap}{key_file_is_new} ? 1 : 0, $is_new,
 			"$point: status knows whether key.bin is the new file");
-		my ($src, undef, $serr) = run_datakey([ 'status', '-D', $pgdata ]);
+		my (undef, undef, $serr) = run_command([ 'pg_datakey', 'status', '-D', $pgdata ]);
 		like($serr, qr/run "pg_datakey repair" before starting the server/,
 			"$point: status tells to repair");
 	}
-	my ($vrc, undef, $verr) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($vrc == 0 ? 1 : 0, $startable,
-		"$point: the configured command " . ($startable ? 'opens' : 'does not open') . ' key.bin');
-	($vrc) = run_datakey([ 'verify', '-D', $pgdata,
-		'--key-unwrap-command=' . openssl_unwrap($is_new ? $new : $old) ]);
-	is($vrc, 0, "$point: key.bin opens with the " . ($is_new ? 'new' : 'old') . ' passphrase');
+	my @verify = ('pg_datakey', 'verify', '-D', $pgdata);
+	my $opens = "$point: the configured command " . ($startable ? 'opens' : 'does not open') . ' key.bin';
+	if ($startable) { command_ok(\@verify, $opens) }
+	else { command_fails(\@verify, $opens) }
+	command_ok([ @verify, '--key-unwrap-command=' . openssl_unwrap($is_new ? $new : $old) ],
+		"$point: key.bin opens with the " . ($is_new ? 'new' : 'old') . ' passphrase');
 
 	if ($state eq 'committed')
 	{
-		($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-			'--new-key-wrap-command=-', '--new-key-unwrap-command=-' ]);
-		is($rc, 10, "$point: a new rewrap is refused until repaired");
-		like($err, qr/hint: Run "pg_datakey repair"/, "$point: with a hint");
+		command_checks_all(
+			[ 'pg_datakey', 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-', '--new-key-unwrap-command=-' ],
+			10, [],
+			[qr/hint: Run "pg_datakey repair"/],
+			"$point: a new rewrap is refused until repaired, with a hint");
 	}
 	if ($startable)
 	{
-		ok($node->start, "$point: server starts before repair");
+		ok($node->start(fail_ok => 1), "$point: server starts before repair");
 		$node->stop;
 	}
 
-	($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-	is($rc, 0, "$point: repair succeeds") or diag $err;
 	my %says = (
 		'none' => qr/No interrupted rewrap/,
 		'rolled back' => qr/rolled back/,
 		'completed' => qr/completed/);
-	like($out, $says{$outcome}, "$point: repair $outcome");
+	command_checks_all([ 'pg_datakey', 'repair', '-D', $pgdata ],
+		0, [ $says{$outcome} ], [], "$point: repair succeeds: $outcome");
 
 	$status = datakey_json($pgdata);
 	is($status->{rewrap}{state}, 'none', "$point: consistent after repair");
 	is_deeply([ sort map { $_->{path} } @{ $status->{files} } ],
 		[ 'pg_encryption', 'pg_encryption/key.bin', 'pg_encryption/key.check',
 			'pg_encryption/rewrap.lock' ], "$point: no debris, no journal");
-	($vrc) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($vrc, 0, "$point: the configured command opens key.bin after repair");
+	command_ok(\@verify, "$point: the configured command opens key.bin after repair");
 	my $now_new = $outcome eq 'completed';
-	($vrc) = run_datakey([ 'verify', '-D', $pgdata,
-		'--key-unwrap-command=' . openssl_unwrap($now_new ? $old : $new) ]);
-	isnt($vrc, 0, "$point: the " . ($now_new ? 'old' : 'unused new') . ' passphrase opens nothing');
+	command_fails([ @verify, '--key-unwrap-command=' . openssl_unwrap($now_new ? $old : $new) ],
+		"$point: the " . ($now_new ? 'old' : 'unused new') . ' passphrase opens nothing');
 	{
-		ok($node->start, "$point: server starts after repair");
-		is($node->psql('SELECT v FROM t'), 'kept', "$point: data intact");
+		ok($node->start(fail_ok => 1), "$point: server starts after repair");
+		is($node->safe_psql('postgres', 'SELECT v FROM t'), 'kept', "$point: data intact");
 		$node->stop;
 	}
-	($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-',
-		'--new-key-unwrap-command=-' ]);
-	is($rc, 0, "$point: a later rewrap works");
+	command_ok(
+		[ 'pg_datakey', 'rewrap', '-D', $pgdata, '--new-key-wrap-command=-', '--new-key-unwrap-command=-' ],
+		"$point: a later rewrap works");
 }
 
 # The previous key file kept by the crash opens with the old passphrase.
 {
-	my $dir = temp_dir();
-	my $old = passphrase_file($dir, 'old.pass', 'old secret');
-	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my $pgdata = new_cluster($dir, openssl_wrap($old), openssl_unwrap($old))->data_dir;
-	my ($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
-		'--new-key-unwrap-command=' . openssl_unwrap($new) ],
-		env => { FE_DATAKEY_CRASH_AT => 'after-rename' });
-	is($rc, -9, 'previous: rewrap killed after the rename');
-	my ($orc) = run_command([ 'openssl', 'enc', '-d', '-aes-128-cbc', '-pbkdf2', '-pass',
-		"file:$old", '-in', "$pgdata/pg_encryption/key.bin.prev", '-out', '/dev/null' ]);
-	is($orc, 0, 'previous: key.bin.prev opens with the old passphrase');
-	($rc) = run_datakey([ 'repair', '-D', $pgdata ]);
-	is($rc, 0, 'previous: repair completes');
+	my $pgdata = new_node('previous', openssl_wrap($old), openssl_unwrap($old))->data_dir;
+	is( datakey_signal(
+			[
+				'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
+				'--new-key-unwrap-command=' . openssl_unwrap($new)
+			],
+			FE_DATAKEY_CRASH_AT => 'after-rename'),
+		9,
+		'previous: rewrap killed after the rename');
+	command_ok(
+		[
+			'openssl', 'enc', '-d', '-aes-128-cbc', '-pbkdf2', '-pass', "file:$old",
+			'-in', "$pgdata/pg_encryption/key.bin.prev", '-out', '/dev/null'
+		],
+		'previous: key.bin.prev opens with the old passphrase');
+	command_ok([ 'pg_datakey', 'repair', '-D', $pgdata ], 'previous: repair completes');
 	ok(!-e "$pgdata/pg_encryption/key.bin.prev", 'previous: dropped once the verified rewrap is complete');
 }
 
 # A crash inside repair is repaired by running it again.
 {
-	my $dir = temp_dir();
-	my $new = passphrase_file($dir, 'new.pass', 'new secret');
-	my $pgdata = new_cluster($dir, '-', '-')->data_dir;
-	my ($rc) = run_datakey([ 'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
-		'--new-key-unwrap-command=' . openssl_unwrap($new) ],
-		env => { FE_DATAKEY_CRASH_AT => 'after-journal' });
-	is($rc, -9, 'repair crash: rewrap killed after the commit');
-	($rc) = run_datakey([ 'repair', '-D', $pgdata ], env => { FE_DATAKEY_CRASH_AT => 'after-rename' });
-	is($rc, -9, 'repair killed after its rename');
+	my $pgdata = new_node('repair_crash', '-', '-')->data_dir;
+	is( datakey_signal(
+			[
+				'rewrap', '-D', $pgdata, '--new-key-wrap-command=' . openssl_wrap($new),
+				'--new-key-unwrap-command=' . openssl_unwrap($new)
+			],
+			FE_DATAKEY_CRASH_AT => 'after-journal'),
+		9,
+		'repair crash: rewrap killed after the commit');
+	is(datakey_signal([ 'repair', '-D', $pgdata ], FE_DATAKEY_CRASH_AT => 'after-rename'),
+		9, 'repair killed after its rename');
 	is(datakey_json($pgdata)->{rewrap}{state}, 'committed', 'still committed');
-	($rc) = run_datakey([ 'repair', '-D', $pgdata ], env => { FE_DATAKEY_CRASH_AT => 'after-conf' });
-	is($rc, -9, 'repair killed after the configuration');
-	my ($rc2, $out) = run_datakey([ 'repair', '-D', $pgdata ]);
-	is($rc2, 0, 'third repair finishes');
+	is(datakey_signal([ 'repair', '-D', $pgdata ], FE_DATAKEY_CRASH_AT => 'after-conf'),
+		9, 'repair killed after the configuration');
+	command_ok([ 'pg_datakey', 'repair', '-D', $pgdata ], 'third repair finishes');
 	is(datakey_json($pgdata)->{rewrap}{state}, 'none', 'consistent');
-	($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($rc, 0, 'the configured command opens the key');
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'the configured command opens the key');
 }
 
 done_testing();
