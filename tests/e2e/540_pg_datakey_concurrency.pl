@@ -5,15 +5,28 @@
 # and a rewrap while the server runs followed by a restart.
 use strict;
 use warnings;
-use Test::More;
 use IPC::Run qw(start finish);
+use JSON::PP;
 use Time::HiRes qw(sleep);
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(command_ok command_exit_is command_checks_all);
+use Test::More;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'first');
-my ($node, $pgdata) = new_cluster($dir, '-', '-');
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => '-', unwrap => '-');
+my $pgdata = $node->data_dir;
 my $kcv = datakey_json($pgdata)->{key_check_value};
 
 # The first rewrap waits inside its wrap command until told to go on.
@@ -33,38 +46,41 @@ for (1 .. 100)
 }
 ok($held, 'status sees the rewrap in progress');
 
-my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=cat > "%p"', '--new-key-unwrap-command=cat "%p"' ]);
-is($rc, 11, 'a second rewrap is refused');
-like($err, qr/^pg_datakey: error: another rewrap or repair is running on this data directory$/m,
-	'with a clear message');
-($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-is($rc, 11, 'repair is refused too while the rewrap runs');
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'verify works during the rewrap');
+command_checks_all(
+	[
+		'pg_datakey', 'rewrap', '-D', $pgdata,
+		'--new-key-wrap-command=cat > "%p"', '--new-key-unwrap-command=cat "%p"'
+	],
+	11, [],
+	[qr/^pg_datakey: error: another rewrap or repair is running on this data directory$/m],
+	'a second rewrap is refused, with a clear message');
+command_exit_is([ 'pg_datakey', 'repair', '-D', $pgdata ], 11,
+	'repair is refused too while the rewrap runs');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify works during the rewrap');
 
 open my $fh, '>', $go or die;
 close $fh;
 finish $first;
 is($? >> 8, 0, 'the first rewrap completes') or diag $err1;
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'the key opens with the first rewrap\'s command');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'the key opens with the first rewrap\'s command');
 is(datakey_json($pgdata)->{key_check_value}, $kcv, 'same data key');
 
 {
-	ok($node->start, 'server starts');
-	$node->psql("CREATE TABLE t AS SELECT 'live' AS v");
+	ok($node->start(fail_ok => 1), 'server starts');
+	$node->safe_psql('postgres', "CREATE TABLE t AS SELECT 'live' AS v");
 	my $new = passphrase_file($dir, 'new', 'second');
-	($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-		'--new-key-wrap-command=' . openssl_wrap($new),
-		'--new-key-unwrap-command=' . openssl_unwrap($new) ]);
-	is($rc, 0, 'rewrap while the server runs') or diag $err;
-	is($node->psql('SELECT v FROM t'), 'live', 'server keeps running');
-	($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($rc, 0, 'verify while the server runs');
-	ok($node->stop, 'server stops');
-	ok($node->start, 'server restarts with the new command');
-	is($node->psql('SELECT v FROM t'), 'live', 'data intact');
+	command_ok(
+		[
+			'pg_datakey', 'rewrap', '-D', $pgdata,
+			'--new-key-wrap-command=' . openssl_wrap($new),
+			'--new-key-unwrap-command=' . openssl_unwrap($new)
+		],
+		'rewrap while the server runs');
+	is($node->safe_psql('postgres', 'SELECT v FROM t'), 'live', 'server keeps running');
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify while the server runs');
+	ok($node->stop('fast', fail_ok => 1), 'server stops');
+	ok($node->start(fail_ok => 1), 'server restarts with the new command');
+	is($node->safe_psql('postgres', 'SELECT v FROM t'), 'live', 'data intact');
 	$node->stop;
 }
 

@@ -7,25 +7,41 @@
 # must not leave an unproven key.bin without the previous one beside it.
 use strict;
 use warnings;
-use Test::More;
 use IPC::Run qw(start finish);
+use JSON::PP;
 use Time::HiRes qw(sleep);
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(slurp_file command_ok);
+use Test::More;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret number $_") } 0 .. 2;
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($pass[0]), openssl_unwrap($pass[0]));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($pass[0]), unwrap => openssl_unwrap($pass[0]));
+my $pgdata = $node->data_dir;
 my $key = "$pgdata/pg_encryption/key.bin";
 my $prev = "$key.prev";
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 
 # An unverified rewrap leaves key.bin.prev.
-my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, '--no-verify',
-	'--new-key-wrap-command=' . openssl_wrap($pass[1]),
-	'--new-key-unwrap-command=' . openssl_unwrap($pass[1]) ]);
-is($rc, 0, 'rewrap --no-verify') or diag $err;
+command_ok(
+	[
+		'pg_datakey', 'rewrap', '-D', $pgdata, '--no-verify',
+		'--new-key-wrap-command=' . openssl_wrap($pass[1]),
+		'--new-key-unwrap-command=' . openssl_unwrap($pass[1])
+	],
+	'rewrap --no-verify');
 ok(-e $prev, 'key.bin.prev kept');
 my $proven = slurp_file($key);
 
@@ -45,7 +61,7 @@ for (1 .. 300)
 ok($waited, 'verify has unwrapped key.bin and waits');
 
 # In that window: another unverified rewrap.
-my ($rrc, $rout, $rerr) = run_datakey([ 'rewrap', '-D', $pgdata, '--no-verify',
+my ($rrc, $rout, $rerr) = run_command([ 'pg_datakey', 'rewrap', '-D', $pgdata, '--no-verify',
 	'--key-unwrap-command=' . openssl_unwrap($pass[1]),
 	'--new-key-wrap-command=' . openssl_wrap($pass[2]),
 	'--new-key-unwrap-command=' . openssl_unwrap($pass[2]) ]);
@@ -72,11 +88,14 @@ else
 
 # A rewrap that holds the lock while verify runs: verify verifies, and
 # key.bin.prev stays (the rewrap owns it).
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, '--no-verify',
-	'--key-unwrap-command=' . openssl_unwrap($rrc == 0 ? $pass[2] : $pass[1]),
-	'--new-key-wrap-command=' . openssl_wrap($pass[0]),
-	'--new-key-unwrap-command=' . openssl_unwrap($pass[0]) ]);
-is($rc, 0, 'another rewrap --no-verify') or diag $err;
+command_ok(
+	[
+		'pg_datakey', 'rewrap', '-D', $pgdata, '--no-verify',
+		'--key-unwrap-command=' . openssl_unwrap($rrc == 0 ? $pass[2] : $pass[1]),
+		'--new-key-wrap-command=' . openssl_wrap($pass[0]),
+		'--new-key-unwrap-command=' . openssl_unwrap($pass[0])
+	],
+	'another rewrap --no-verify');
 ok(-e $prev, 'key.bin.prev kept');
 my $go2 = "$dir/go2";
 my $slow_wrap = "i=0; while [ ! -e '$go2' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done; cat > \"%p\"";
@@ -91,7 +110,7 @@ for (1 .. 300)
 	sleep 0.1;
 }
 ok($held, 'a rewrap holds the lock');
-($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
+my ($rc, $out, $err) = run_command([ 'pg_datakey', 'verify', '-D', $pgdata ]);
 is($rc, 0, 'verify works while it runs') or diag $err;
 ok(-e $prev, 'and leaves key.bin.prev to it');
 unlike($out, qr/Previous key file removed/, 'without claiming otherwise');
