@@ -4,89 +4,103 @@
 # exit status (13) from status, verify and rewrap.
 use strict;
 use warnings;
-use Test::More;
 use File::Copy qw(copy move);
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use JSON::PP;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(command_ok command_exit_is command_checks_all);
+use Test::More;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'secret');
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($pass), openssl_unwrap($pass));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($pass), unwrap => openssl_unwrap($pass));
+my $pgdata = $node->data_dir;
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 my $key = "$pgdata/pg_encryption/key.bin";
 my @rewrap = ('--new-key-wrap-command=-', '--new-key-unwrap-command=-');
 
-my ($rc, $out, $err) = run_command([ 'pg_controldata', $pgdata ]);
-like($out, qr/^Data encryption version:\s+1$/m, 'pg_controldata: initdb -y recorded encryption');
+command_checks_all([ 'pg_controldata', $pgdata ],
+	0, [qr/^Data encryption version:\s+1$/m], [],
+	'pg_controldata: initdb -y recorded encryption');
 my $status = datakey_json($pgdata);
 # The series' pg_control version: stock + 1 (1300 since PostgreSQL 13).
-my $control_version = { 15 => 1301, 17 => 1701, 18 => 1801 }->{ pg_major() };
+my $control_version = { 15 => 1301, 17 => 1701, 18 => 1801 }->{ FeDatakey::Upstream::major() };
 is($status->{pg_control_version}, $control_version, 'status --json: pg_control version');
 is($status->{data_encryption_version}, 1, 'status --json: data_encryption_version');
 is($status->{data_encryption_key_length}, 128, 'status --json: data_encryption_key_length');
-($rc, $out) = run_datakey([ 'status', '-D', $pgdata ]);
-like($out, qr/^Data encryption version:\s+1$/m, 'status: data encryption version');
-like($out, qr/^Data encryption key length:\s+128$/m, 'status: key length from pg_control');
+command_checks_all(
+	[ 'pg_datakey', 'status', '-D', $pgdata ],
+	0,
+	[ qr/^Data encryption version:\s+1$/m, qr/^Data encryption key length:\s+128$/m ],
+	[], 'status: data encryption version, key length from pg_control');
 
 # key.bin missing
 move($key, "$dir/key.bin.saved") or die;
-($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata ]);
-is($rc, 13, 'status: encrypted without key.bin is exit 13');
-like($out, qr/^Encrypted:\s+yes$/m, 'status still says encrypted');
-like($err, qr/^pg_datakey: error: the cluster is encrypted but its key file "pg_encryption\/key.bin" is missing$/m,
-	'with a clear error');
-($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
-is($rc, 13, 'status --json: exit 13 too');
-like($out, qr/"key_files_disagree":"the cluster is encrypted/, 'and the JSON says why');
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 13, 'verify: exit 13');
-($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $pgdata, @rewrap ]);
-is($rc, 13, 'rewrap: exit 13');
+command_checks_all(
+	[ 'pg_datakey', 'status', '-D', $pgdata ],
+	13,
+	[qr/^Encrypted:\s+yes$/m],
+	[qr/^pg_datakey: error: the cluster is encrypted but its key file "pg_encryption\/key.bin" is missing$/m],
+	'status: encrypted without key.bin is exit 13, still says encrypted, with a clear error');
+command_checks_all([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ],
+	13, [qr/"key_files_disagree":"the cluster is encrypted/], [],
+	'status --json: exit 13 too, and the JSON says why');
+command_exit_is([ 'pg_datakey', 'verify', '-D', $pgdata ], 13, 'verify: exit 13');
+command_exit_is([ 'pg_datakey', 'rewrap', '-D', $pgdata, @rewrap ], 13, 'rewrap: exit 13');
 ok(!-e $key, 'rewrap created no key file');
 
 # key.bin unreadable (a directory in its place)
 mkdir $key or die;
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 13, 'verify: unreadable key.bin is exit 13');
-like($err, qr/is unreadable: it is not a regular file/, 'saying why');
+command_checks_all([ 'pg_datakey', 'verify', '-D', $pgdata ],
+	13, [], [qr/is unreadable: it is not a regular file/],
+	'verify: unreadable key.bin is exit 13, saying why');
 rmdir $key or die;
 move("$dir/key.bin.saved", $key) or die;
 
 # key.bin wrong: the key of another cluster
-my ($other) = new_cluster("$dir/other", openssl_wrap($pass), openssl_unwrap($pass));
+my $other = FeDatakey::Cluster->new('other');
+$other->init(encrypted => 1, wrap => openssl_wrap($pass), unwrap => openssl_unwrap($pass));
 copy($key, "$dir/key.bin.saved") or die;
 copy($other->data_dir . '/pg_encryption/key.bin', $key) or die;
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 6, 'verify: another cluster\'s key file is a wrong key');
-($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $pgdata, @rewrap ]);
-is($rc, 6, 'rewrap refuses it too');
+command_exit_is([ 'pg_datakey', 'verify', '-D', $pgdata ], 6,
+	'verify: another cluster\'s key file is a wrong key');
+command_exit_is([ 'pg_datakey', 'rewrap', '-D', $pgdata, @rewrap ], 6, 'rewrap refuses it too');
 copy("$dir/key.bin.saved", $key) or die;
-($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'the right key file verifies again');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'the right key file verifies again');
 
 # A key file in a cluster whose pg_control says "not encrypted".
-my $plain = FeDatakey::TestLib::Cluster->new("$dir/plain");
-($rc, undef, $err) = $plain->initdb;
-is($rc, 0, 'an unencrypted cluster') or diag $err;
-my $plaindir = $plain->data_dir;
-($rc, $out, $err) = run_datakey([ 'status', '-D', $plaindir ]);
-is($rc, 0, 'status of an unencrypted cluster succeeds');
-like($out, qr/^Data encryption version:\s+0$/m, 'data encryption version 0');
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $plaindir ]);
-is($rc, 2, 'verify: not encrypted is exit 2');
+my $plaindir = FeDatakey::Cluster->new('plain')->data_dir;
+command_ok([ 'initdb', '-D', $plaindir, '-A', 'trust', '-N', '--no-instructions' ],
+	'an unencrypted cluster');
+command_checks_all([ 'pg_datakey', 'status', '-D', $plaindir ],
+	0, [qr/^Data encryption version:\s+0$/m], [],
+	'status of an unencrypted cluster succeeds: data encryption version 0');
+command_exit_is([ 'pg_datakey', 'verify', '-D', $plaindir ], 2, 'verify: not encrypted is exit 2');
 mkdir "$plaindir/pg_encryption", 0700 or die;
 copy($key, "$plaindir/pg_encryption/key.bin") or die;
 copy("$pgdata/pg_encryption/key.check", "$plaindir/pg_encryption/key.check") or die;
-($rc, $out, $err) = run_datakey([ 'status', '-D', $plaindir ]);
-is($rc, 13, 'status: key files in an unencrypted cluster are exit 13');
-like($out, qr/^Encrypted:\s+no$/m, 'status says not encrypted');
-like($err, qr/the cluster is not encrypted but has key files/, 'with a clear error');
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $plaindir, '--key-unwrap-command=' . openssl_unwrap($pass) ]);
-is($rc, 13, 'verify: exit 13, even with a command that opens the file');
-($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $plaindir,
-	'--key-unwrap-command=' . openssl_unwrap($pass), @rewrap ]);
-is($rc, 13, 'rewrap: exit 13');
+command_checks_all(
+	[ 'pg_datakey', 'status', '-D', $plaindir ],
+	13,
+	[qr/^Encrypted:\s+no$/m],
+	[qr/the cluster is not encrypted but has key files/],
+	'status: key files in an unencrypted cluster are exit 13, says not encrypted, with a clear error');
+command_exit_is([ 'pg_datakey', 'verify', '-D', $plaindir, '--key-unwrap-command=' . openssl_unwrap($pass) ],
+	13, 'verify: exit 13, even with a command that opens the file');
+command_exit_is(
+	[ 'pg_datakey', 'rewrap', '-D', $plaindir, '--key-unwrap-command=' . openssl_unwrap($pass), @rewrap ],
+	13, 'rewrap: exit 13');
 
 # A damaged pg_control is an error, not "not encrypted".
 copy("$pgdata/global/pg_control", "$dir/pg_control.saved") or die;
@@ -95,12 +109,12 @@ binmode $fh;
 seek $fh, 20, 0;
 print $fh "\xff\xff";
 close $fh;
-($rc, undef, $err) = run_datakey([ 'status', '-D', $pgdata ]);
-is($rc, 9, 'status: a pg_control with a wrong CRC is an I/O error');
-like($err, qr/invalid control file .*\n.*detail: The CRC of the control file does not match/,
-	'saying so');
+command_checks_all(
+	[ 'pg_datakey', 'status', '-D', $pgdata ],
+	9, [],
+	[qr/invalid control file .*\n.*detail: The CRC of the control file does not match/],
+	'status: a pg_control with a wrong CRC is an I/O error, saying so');
 copy("$dir/pg_control.saved", "$pgdata/global/pg_control") or die;
-($rc) = run_datakey([ 'status', '-D', $pgdata ]);
-is($rc, 0, 'status with the intact pg_control');
+command_ok([ 'pg_datakey', 'status', '-D', $pgdata ], 'status with the intact pg_control');
 
 done_testing();

@@ -5,13 +5,16 @@
 # repair fail. 20 rewraps back and forth while status runs without pause.
 use strict;
 use warnings;
-use Test::More;
 use IPC::Run qw(start finish);
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command);
+use PostgreSQL::Test::Utils qw(command_ok);
+use Test::More;
 
-my $dir = temp_dir();
-my ($node, $pgdata) = new_cluster($dir, '-', '-');
+my $dir = PostgreSQL::Test::Utils::tempdir();
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => '-', unwrap => '-');
+my $pgdata = $node->data_dir;
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 my $stop = "$dir/stop";
@@ -27,11 +30,11 @@ my @cmds = ([ 'cat > "%p"', 'cat "%p"' ], [ '-', '-' ]);
 for my $i (1 .. 20)
 {
 	my ($wrap, $unwrap) = @{ $cmds[ $i % 2 ] };
-	my ($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
+	my ($rc, undef, $err) = run_command([ 'pg_datakey', 'rewrap', '-D', $pgdata,
 		"--new-key-wrap-command=$wrap", "--new-key-unwrap-command=$unwrap" ]);
 	$ok++ if $rc == 0;
 	diag "rewrap $i: status $rc: $err" if $rc != 0;
-	($rc, undef, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
+	($rc, undef, $err) = run_command([ 'pg_datakey', 'repair', '-D', $pgdata ]);
 	$ok++ if $rc == 0;
 	diag "repair $i: status $rc: $err" if $rc != 0;
 }
@@ -41,7 +44,6 @@ finish $poller;
 chomp $polls;
 is($ok, 40, 'all 20 rewraps and 20 repairs succeed while status polls');
 cmp_ok($polls, '>', 20, "status ran all along ($polls times)");
-my ($rc) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'the key verifies afterwards');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'the key verifies afterwards');
 
 done_testing();
