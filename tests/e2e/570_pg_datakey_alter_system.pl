@@ -7,69 +7,91 @@
 # told to with --edit-auto-conf.
 use strict;
 use warnings;
+use JSON::PP;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap write_file);
+use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret $_") } 0 .. 2;
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($pass[0]), openssl_unwrap($pass[0]));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($pass[0]), unwrap => openssl_unwrap($pass[0]));
+my $pgdata = $node->data_dir;
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 my $auto = "$pgdata/postgresql.auto.conf";
 my $key = "$pgdata/pg_encryption/key.bin";
 
-ok($node->start, 'server starts');
+ok($node->start(fail_ok => 1), 'server starts');
 my $quoted = openssl_unwrap($pass[0]);
 $quoted =~ s/'/''/g;
-$node->safe_psql("ALTER SYSTEM SET data_encryption_key_unwrap_command = '$quoted'");
+$node->safe_psql('postgres', "ALTER SYSTEM SET data_encryption_key_unwrap_command = '$quoted'");
 like(slurp_file($auto), qr/data_encryption_key_unwrap_command/, 'ALTER SYSTEM set the command');
 
 # The server's temporary name, as an ALTER SYSTEM in progress leaves it.
 write_file("$auto.tmp", "# the server's own, half written\n");
 my $auto_before = slurp_file($auto);
 my $key_before = slurp_file($key);
-my @rewrap = ('--new-key-wrap-command=' . openssl_wrap($pass[1]),
+my @rewrap = ('pg_datakey', 'rewrap', '-D', $pgdata);
+my @new = ('--new-key-wrap-command=' . openssl_wrap($pass[1]),
 	'--new-key-unwrap-command=' . openssl_unwrap($pass[1]));
-my ($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, @rewrap ]);
-is($rc, 11, 'rewrap refuses while the server runs and postgresql.auto.conf sets the command');
-like($err, qr/postgresql.auto.conf sets the unwrap command and the server is running/, 'says why');
-like($err, qr/hint: .*--edit-auto-conf/, 'and how to proceed');
+command_checks_all(
+	[ @rewrap, @new ],
+	11, [],
+	[
+		qr/postgresql.auto.conf sets the unwrap command and the server is running/,
+		qr/hint: .*--edit-auto-conf/
+	],
+	'rewrap refuses while the server runs and postgresql.auto.conf sets the command, '
+	  . 'saying why and how to proceed');
 is(slurp_file($auto), $auto_before, 'postgresql.auto.conf unchanged');
 is(slurp_file($key), $key_before, 'key.bin unchanged');
 is(datakey_json($pgdata)->{rewrap}{state}, 'none', 'nothing left behind');
 
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, '--edit-auto-conf', @rewrap ]);
-is($rc, 0, '--edit-auto-conf rewraps while the server runs') or diag $err;
+command_ok([ @rewrap, '--edit-auto-conf', @new ], '--edit-auto-conf rewraps while the server runs');
 like(slurp_file($auto), qr/\Q${\ openssl_unwrap($pass[1])}\E/, 'postgresql.auto.conf names the new command');
 is(slurp_file("$auto.tmp"), "# the server's own, half written\n",
 	'the server\'s temporary file is not touched');
 unlink "$auto.tmp";
-is($node->safe_psql("SELECT setting FROM pg_file_settings WHERE name = 'data_encryption_key_unwrap_command' "
-	  . "AND sourcefile LIKE '%postgresql.auto.conf'"),
-	openssl_unwrap($pass[1]), 'the server parses the rewritten file to the new command');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT setting FROM pg_file_settings WHERE name = 'data_encryption_key_unwrap_command' "
+		  . "AND sourcefile LIKE '%postgresql.auto.conf'"),
+	openssl_unwrap($pass[1]),
+	'the server parses the rewritten file to the new command');
 
 # Once the setting is removed from postgresql.auto.conf, postgresql.conf
 # alone is updated and the server may run.
-$node->safe_psql('ALTER SYSTEM RESET data_encryption_key_unwrap_command');
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--key-unwrap-command=' . openssl_unwrap($pass[1]),
-	'--new-key-wrap-command=' . openssl_wrap($pass[2]),
-	'--new-key-unwrap-command=' . openssl_unwrap($pass[2]) ]);
-is($rc, 0, 'without the setting in postgresql.auto.conf a running server is no obstacle') or diag $err;
-ok($node->stop, 'server stops');
-ok($node->start, 'server restarts with the new command');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET data_encryption_key_unwrap_command');
+command_ok(
+	[
+		@rewrap, '--key-unwrap-command=' . openssl_unwrap($pass[1]),
+		'--new-key-wrap-command=' . openssl_wrap($pass[2]),
+		'--new-key-unwrap-command=' . openssl_unwrap($pass[2])
+	],
+	'without the setting in postgresql.auto.conf a running server is no obstacle');
+ok($node->stop('fast', fail_ok => 1), 'server stops');
+ok($node->start(fail_ok => 1), 'server restarts with the new command');
 $node->stop;
 
 # Stopped: postgresql.auto.conf is pg_datakey's to update.
 $node->start;
-$node->safe_psql("ALTER SYSTEM SET data_encryption_key_unwrap_command = '"
-	  . (openssl_unwrap($pass[2]) =~ s/'/''/gr) . "'");
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET data_encryption_key_unwrap_command = '" . (openssl_unwrap($pass[2]) =~ s/'/''/gr) . "'");
 $node->stop;
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, @rewrap ]);
-is($rc, 0, 'rewrap of a stopped cluster updates postgresql.auto.conf') or diag $err;
+command_ok([ @rewrap, @new ], 'rewrap of a stopped cluster updates postgresql.auto.conf');
 like(slurp_file($auto), qr/\Q${\ openssl_unwrap($pass[1])}\E/, 'with the new command');
-ok($node->start, 'server starts');
+ok($node->start(fail_ok => 1), 'server starts');
 $node->stop;
 
 done_testing();

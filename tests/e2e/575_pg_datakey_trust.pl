@@ -10,17 +10,20 @@
 # refusal of a directory owned by another user ("/", root's) is shown.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret number $_") } 0 .. 1;
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($pass[0]), openssl_unwrap($pass[0]));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($pass[0]), unwrap => openssl_unwrap($pass[0]));
+my $pgdata = $node->data_dir;
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
-ok($node->start, 'server starts');
-ok($node->stop, 'server stops');
+ok($node->start(fail_ok => 1), 'server starts');
+ok($node->stop('fast', fail_ok => 1), 'server stops');
 my $opts_file = "$pgdata/postmaster.opts";
 like(slurp_file($opts_file), qr{/postgres"? }, 'the server wrote postmaster.opts');
 
@@ -44,23 +47,23 @@ for my $what (sort keys %hostile)
 	open my $o, '>', $opts_file or die;
 	print $o $hostile{$what};
 	close $o;
-	my ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
-	is($rc, 0, "status with $what") or diag $err;
+	command_ok([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ], "status with $what");
 	ok(!-e $marker, "status with $what runs nothing");
-	($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($rc, 0, "verify with $what") or diag $err;
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], "verify with $what");
 	ok(!-e $marker, "verify with $what runs nothing of it");
 	my ($from, $to) = ($n % 2, ($n + 1) % 2);
 	$n++;
-	($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-		'--new-key-wrap-command=' . openssl_wrap($pass[$to]),
-		'--new-key-unwrap-command=' . openssl_unwrap($pass[$to]) ]);
-	is($rc, 0, "rewrap with $what") or diag $err;
+	command_ok(
+		[
+			'pg_datakey', 'rewrap', '-D', $pgdata,
+			'--new-key-wrap-command=' . openssl_wrap($pass[$to]),
+			'--new-key-unwrap-command=' . openssl_unwrap($pass[$to])
+		],
+		"rewrap with $what");
 	ok(!-e $marker, "rewrap with $what runs nothing of it");
 	like(slurp_file("$pgdata/postgresql.conf"), qr/\Q${\ openssl_unwrap($pass[$to])}\E/,
 		'and updates the data directory\'s postgresql.conf');
-	($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-	is($rc, 0, "repair with $what") or diag $err;
+	command_ok([ 'pg_datakey', 'repair', '-D', $pgdata ], "repair with $what");
 	ok(!-e $marker, "repair with $what runs nothing");
 }
 ok(!-e $marker, 'no marker at all');
@@ -71,18 +74,19 @@ ok(!-e $marker, 'no marker at all');
 open my $a, '>>', "$pgdata/postgresql.auto.conf" or die;
 print $a "data_encryption_key_unwrap_command = 'touch ''$marker''; cat \"%p\"'\n";
 close $a;
-my ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata ]);
-is($rc, 0, 'status with a hostile postgresql.auto.conf') or diag $err;
-($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-is($rc, 0, 'repair with a hostile postgresql.auto.conf') or diag $err;
+command_ok([ 'pg_datakey', 'status', '-D', $pgdata ], 'status with a hostile postgresql.auto.conf');
+command_ok([ 'pg_datakey', 'repair', '-D', $pgdata ], 'repair with a hostile postgresql.auto.conf');
 ok(!-e $marker, 'neither runs its command');
 
 # A directory of another user is refused before anything in it is read.
-($rc, $out, $err) = run_datakey([ 'status', '-D', '/' ]);
-is($rc, 14, 'a directory owned by another user: exit status 14');
-like($err, qr{^pg_datakey: error: data directory "/" is owned by another user$}m, 'the message');
-like($err, qr{^pg_datakey: detail: It is owned by "root" \(uid 0\); pg_datakey runs as }m, 'the detail');
-like($err, qr{^pg_datakey: hint: Run pg_datakey as the owner of the data directory, e\.g\. "runuser -u root -- pg_datakey \.\.\."\.$}m,
-	'the hint');
+command_checks_all(
+	[ 'pg_datakey', 'status', '-D', '/' ],
+	14, [],
+	[
+		qr{^pg_datakey: error: data directory "/" is owned by another user$}m,
+		qr{^pg_datakey: detail: It is owned by "root" \(uid 0\); pg_datakey runs as }m,
+		qr{^pg_datakey: hint: Run pg_datakey as the owner of the data directory, e\.g\. "runuser -u root -- pg_datakey \.\.\."\.$}m
+	],
+	'a directory owned by another user: exit status 14, the message, the detail and the hint');
 
 done_testing();
