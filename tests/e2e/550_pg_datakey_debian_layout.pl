@@ -8,14 +8,47 @@
 # of the rewrap protocol, and a restart under the new command.
 use strict;
 use warnings;
-use Test::More;
 use File::Copy qw(move);
-use FeDatakey::TestLib;
-use FeDatakey::Datakey;
+use JSON::PP;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
+use Test::More;
 
-my $dir = temp_dir();
+# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
+sub datakey_json
+{
+	my ($pgdata) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
+	die "status --json failed ($rc): $err" if $rc != 0;
+	return JSON::PP::decode_json($out);
+}
+
+# The signal that ended pg_datakey @$args run with %env (0 when it exited,
+# or ran past 60 seconds).
+sub datakey_signal
+{
+	my ($args, %env) = @_;
+	my (undef, undef, undef, $how) = run_command([ 'pg_datakey', @$args ], env => \%env, timeout => 60);
+	return $how->{signal};
+}
+
+# pg_ctl start with extra postgres options, which upstream's start does not
+# take; true when the server started.
+sub start_with_options
+{
+	my ($node, $options) = @_;
+	my $ok = PostgreSQL::Test::Utils::system_log('pg_ctl', '-w', '-D', $node->data_dir,
+		'-l', $node->logfile, '-o', $options, 'start') == 0;
+	$node->_update_pid($ok ? 1 : -1);
+	return $ok;
+}
+
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret number $_") } 0 .. 1;
-my ($node, $pgdata) = new_cluster($dir, openssl_wrap($pass[0]), openssl_unwrap($pass[0]));
+my $node = FeDatakey::Cluster->new('main');
+$node->init(encrypted => 1, wrap => openssl_wrap($pass[0]), unwrap => openssl_unwrap($pass[0]));
+my $pgdata = $node->data_dir;
 my $etc = "$dir/etc";
 mkdir $etc or die "mkdir $etc: $!";
 move("$pgdata/$_", "$etc/$_") or die "move $_: $!"
@@ -25,9 +58,9 @@ my $options = "-c config_file=$conf -c hba_file=$etc/pg_hba.conf -c ident_file=$
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 
-ok($node->start(options => $options), 'server starts on the Debian layout');
-$node->safe_psql("CREATE TABLE t AS SELECT 'kept'::text AS v");
-is($node->safe_psql('SHOW config_file'), $conf, 'the server reads the moved postgresql.conf');
+ok(start_with_options($node, $options), 'server starts on the Debian layout');
+$node->safe_psql('postgres', "CREATE TABLE t AS SELECT 'kept'::text AS v");
+is($node->safe_psql('postgres', 'SHOW config_file'), $conf, 'the server reads the moved postgresql.conf');
 
 my $status = datakey_json($pgdata);
 is($status->{config_file}, $conf, 'status finds the running server\'s configuration file');
@@ -36,47 +69,49 @@ ok($status->{unwrap_command_configured}, 'and the unwrap command in it');
 is_deeply($status->{warnings}, [], 'no warnings');
 my $kcv = $status->{key_check_value};
 
-my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-is($rc, 0, 'verify with the command of the moved configuration') or diag $err;
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'verify with the command of the moved configuration');
 
 # Rewrap while the server runs: the moved file is updated, nothing is
 # created in the data directory.
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-	'--new-key-wrap-command=' . openssl_wrap($pass[1]),
-	'--new-key-unwrap-command=' . openssl_unwrap($pass[1]) ]);
-is($rc, 0, 'rewrap on the Debian layout') or diag $err;
+command_ok(
+	[
+		'pg_datakey', 'rewrap', '-D', $pgdata,
+		'--new-key-wrap-command=' . openssl_wrap($pass[1]),
+		'--new-key-unwrap-command=' . openssl_unwrap($pass[1])
+	],
+	'rewrap on the Debian layout');
 like(slurp_file($conf), qr/^data_encryption_key_unwrap_command = '\Q${\ openssl_unwrap($pass[1])}\E'$/m,
 	'the moved postgresql.conf names the new command');
 ok(!-e "$pgdata/postgresql.conf", 'no postgresql.conf appears in the data directory');
 ok(!-e "$pgdata/pg_encryption/key.bin.prev", 'verified rewrap keeps no previous key file');
-($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-is($rc, 0, 'repair on the Debian layout') or diag $err;
-like($out, qr/No interrupted rewrap/, 'nothing to repair');
+command_checks_all([ 'pg_datakey', 'repair', '-D', $pgdata ],
+	0, [qr/No interrupted rewrap/], [], 'repair on the Debian layout: nothing to repair');
 
-ok($node->stop, 'server stops');
+ok($node->stop('fast', fail_ok => 1), 'server stops');
 $status = datakey_json($pgdata);
 is($status->{config_file}, $conf, 'stopped: found through the options of the last start');
 is($status->{config_file_source}, 'postmaster.opts',
 	'read from its config_file option; no program is run');
-ok($node->start(options => $options), 'server restarts under the new command');
-is($node->safe_psql('SELECT v FROM t'), 'kept', 'data intact');
-ok($node->stop, 'server stops');
+ok(start_with_options($node, $options), 'server restarts under the new command');
+is($node->safe_psql('postgres', 'SELECT v FROM t'), 'kept', 'data intact');
+ok($node->stop('fast', fail_ok => 1), 'server stops');
 
 # --config-file names it outright; a wrong one is refused before anything changes.
-($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, "--config-file=$conf", '--json' ]);
-is($rc, 0, 'status --config-file');
-like($out, qr/"config_file_source":"--config-file"/, 'the option wins');
-($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata, "--config-file=$conf" ]);
-is($rc, 0, 'verify --config-file') or diag $err;
-($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata, "--config-file=$conf" ]);
-is($rc, 0, 'repair --config-file') or diag $err;
+command_checks_all([ 'pg_datakey', 'status', '-D', $pgdata, "--config-file=$conf", '--json' ],
+	0, [qr/"config_file_source":"--config-file"/], [], 'status --config-file: the option wins');
+command_ok([ 'pg_datakey', 'verify', '-D', $pgdata, "--config-file=$conf" ], 'verify --config-file');
+command_ok([ 'pg_datakey', 'repair', '-D', $pgdata, "--config-file=$conf" ], 'repair --config-file');
 my $key_before = slurp_file("$pgdata/pg_encryption/key.bin");
-($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata, "--config-file=$dir/nowhere.conf",
-	'--key-unwrap-command=' . openssl_unwrap($pass[1]),
-	'--new-key-wrap-command=' . openssl_wrap($pass[0]),
-	'--new-key-unwrap-command=' . openssl_unwrap($pass[0]) ]);
-is($rc, 9, 'rewrap with a configuration file that does not exist is refused');
-like($err, qr/configuration file "\Q$dir\E\/nowhere.conf" cannot be updated/, 'naming it');
+command_checks_all(
+	[
+		'pg_datakey', 'rewrap', '-D', $pgdata, "--config-file=$dir/nowhere.conf",
+		'--key-unwrap-command=' . openssl_unwrap($pass[1]),
+		'--new-key-wrap-command=' . openssl_wrap($pass[0]),
+		'--new-key-unwrap-command=' . openssl_unwrap($pass[0])
+	],
+	9, [],
+	[qr/configuration file "\Q$dir\E\/nowhere.conf" cannot be updated/],
+	'rewrap with a configuration file that does not exist is refused, naming it');
 is(slurp_file("$pgdata/pg_encryption/key.bin"), $key_before, 'key.bin unchanged');
 is(datakey_json($pgdata)->{rewrap}{state}, 'none', 'nothing left behind');
 
@@ -91,23 +126,25 @@ for my $point (qw(after-unwrap after-wrap after-verify after-journal after-keep-
 	after-rename after-conf after-drop-previous))
 {
 	my $next = 1 - $cur;
-	($rc, $out, $err) = run_datakey([ 'rewrap', '-D', $pgdata,
-		'--new-key-wrap-command=' . openssl_wrap($pass[$next]),
-		'--new-key-unwrap-command=' . openssl_unwrap($pass[$next]) ],
-		env => { FE_DATAKEY_CRASH_AT => $point });
-	is($rc, -9, "$point: pg_datakey was killed") or diag $err;
-	($rc, $out, $err) = run_datakey([ 'repair', '-D', $pgdata ]);
-	is($rc, 0, "$point: repair succeeds") or diag $err;
+	is( datakey_signal(
+			[
+				'rewrap', '-D', $pgdata,
+				'--new-key-wrap-command=' . openssl_wrap($pass[$next]),
+				'--new-key-unwrap-command=' . openssl_unwrap($pass[$next])
+			],
+			FE_DATAKEY_CRASH_AT => $point),
+		9,
+		"$point: pg_datakey was killed");
+	command_ok([ 'pg_datakey', 'repair', '-D', $pgdata ], "$point: repair succeeds");
 	$status = datakey_json($pgdata);
 	is($status->{rewrap}{state}, 'none', "$point: consistent after repair");
 	is($status->{key_check_value}, $kcv, "$point: same data key");
 	ok(!-e "$pgdata/pg_encryption/key.bin.prev", "$point: no previous key file left");
 	ok(-l $conf, "$point: the configuration is still a symbolic link");
-	($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
-	is($rc, 0, "$point: the configured command opens key.bin") or diag $err;
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], "$point: the configured command opens key.bin");
 	$cur = $next if $point =~ /after-(journal|keep-previous|rename|conf|drop-previous)/;
-	ok($node->start(options => $options), "$point: server starts");
-	is($node->safe_psql('SELECT v FROM t'), 'kept', "$point: data intact");
+	ok(start_with_options($node, $options), "$point: server starts");
+	is($node->safe_psql('postgres', 'SELECT v FROM t'), 'kept', "$point: data intact");
 	$node->stop;
 }
 ok(!-e "$pgdata/postgresql.conf", 'still no postgresql.conf in the data directory');
