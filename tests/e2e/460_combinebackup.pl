@@ -15,7 +15,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes files_containing);
-use FeDatakey::Datakey qw(run_datakey);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $old_pass = passphrase_file($secrets, 'old.pass', 'combinebackup old secret');
@@ -46,13 +45,13 @@ $primary->backup('incr1',
 	backup_options => [ '--incremental', $primary->backup_dir . '/full/backup_manifest' ]);
 
 # Rotate the passphrase while the primary runs.
-my ($rc, $out, $err) = run_datakey(
+command_ok(
 	[
-		'rewrap', '-D', $primary->data_dir, '--edit-auto-conf',
+		'pg_datakey', 'rewrap', '-D', $primary->data_dir, '--edit-auto-conf',
 		'--new-key-wrap-command=' . openssl_wrap($new_pass),
 		'--new-key-unwrap-command=' . openssl_unwrap($new_pass)
-	]);
-is($rc, 0, 'pg_datakey rewrap to the new passphrase while the primary runs') or diag($err);
+	],
+	'pg_datakey rewrap to the new passphrase while the primary runs');
 $primary->reload;
 my $key_bin = slurp_file($primary->data_dir . '/pg_encryption/key.bin');
 my $key_check = slurp_file($primary->data_dir . '/pg_encryption/key.check');
@@ -83,8 +82,8 @@ ok(defined $version && $version > 0, 'pg_controldata of the combined cluster: en
   or diag($control);
 is($bits, 128, 'pg_controldata: a 128-bit key');
 
-($rc, $out, $err) = run_datakey([ 'verify', '-D', $d ]);
-is($rc, 0, 'pg_datakey verify of the combined cluster with its configured command') or diag($err);
+command_ok([ 'pg_datakey', 'verify', '-D', $d ],
+	'pg_datakey verify of the combined cluster with its configured command');
 
 # Without key.bin the combined cluster must not start (encrypted in
 # pg_control): fail closed, then put the file back.

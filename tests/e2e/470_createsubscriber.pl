@@ -16,7 +16,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap);
-use FeDatakey::Datakey qw(run_datakey);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($secrets, 'datakey.pass', 'createsubscriber secret');
@@ -101,8 +100,7 @@ ok($c->{'Data encryption version'} > 0, 'pg_control still says encrypted after p
   or diag(explain $c);
 is($c->{'Data encryption key length'}, 128, 'with a 128-bit key');
 is(slurp_file("$d/pg_encryption/key.bin"), $key_bin, 'key.bin is unchanged');
-my ($rc, undef, $err) = run_datakey([ 'verify', '-D', $d ]);
-is($rc, 0, 'pg_datakey verify of the subscriber') or diag($err);
+command_ok([ 'pg_datakey', 'verify', '-D', $d ], 'pg_datakey verify of the subscriber');
 
 $standby->start;
 like(slurp_file($standby->logfile, $offset), qr/LOG:  data encryption key loaded and verified/,

@@ -10,7 +10,6 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
 use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes files_containing file_mode);
-use FeDatakey::Datakey qw(run_datakey);
 
 my $t0 = time;
 my $C = 'FeDatakey::Cluster';
@@ -36,8 +35,8 @@ sub standby_streams
 	is(file_mode("$d/pg_encryption/key.bin"), '0600', "$label: key.bin keeps mode 0600");
 	is_deeply([ files_containing($d, $plain) ], [], "$label: no file of the backup holds the plaintext key");
 	ok(-e "$d/standby.signal", "$label: -R wrote standby.signal");
-	my ($rc, undef, $err) = run_datakey([ 'verify', '-D', $d ]);
-	is($rc, 0, "$label: pg_datakey verify with the copied configuration succeeds") or diag($err);
+	command_ok([ 'pg_datakey', 'verify', '-D', $d ],
+		"$label: pg_datakey verify with the copied configuration succeeds");
 	$standby->start;
 	like(slurp_file($standby->logfile), qr/data encryption key loaded and verified/, "$label: the standby starts with the key");
 	$primary->safe_psql('postgres', "INSERT INTO t SELECT generate_series($rows + 1, $rows + 100)");
@@ -63,7 +62,7 @@ like($members, qr{^pg_encryption/key\.bin$}m, 'tar format: base.tar holds pg_enc
 # that holds the tar files, it says so and exits non-zero.
 for my $target ("$tardir/base.tar", $tardir)
 {
-	my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $target ]);
+	my ($rc, $out, $err) = FeDatakey::TestLib::run_command([ 'pg_datakey', 'verify', '-D', $target ]);
 	isnt($rc, 0, "pg_datakey verify on $target (not unpacked) fails");
 	like($err, qr/is not a directory|is not a database cluster directory/,
 		'with a message that it needs a data directory');
