@@ -14,11 +14,13 @@
 #     not start and nothing changes; back, it starts.
 use strict;
 use warnings;
-use Test::More;
 use IO::Socket::UNIX;
-use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+use FeDatakey::TestLib qw(temp_dir);
 use FeDatakey::KeyStores;
 use FeDatakey::Recipes;
+use PostgreSQL::Test::Utils qw(slurp_file command_ok);
+use Test::More;
 
 my $dir = temp_dir();
 my $text = recipe_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
@@ -38,8 +40,8 @@ ok(-s "$dir/hsm/pg-datakey-master-1.pem", 'the README\'s setup exported the publ
 my @pair = grep { /--keypairgen|--read-object|^openssl pkey|^export/ } split /\n/,
   fill_placeholders($setup, $hsm->{map});
 my $pair2 = join "\n", map { s/--id 01/--id 02/r =~ s/master-1/master-2/gr } @pair;
-my ($rc, $out, $err) = run_command([ 'bash', '-e', '-o', 'pipefail', '-c', $pair2 ]);
-is($rc, 0, 'a second key pair in the token, made with the recipe\'s lines') or diag $err;
+command_ok([ 'bash', '-e', '-o', 'pipefail', '-c', $pair2 ],
+	'a second key pair in the token, made with the recipe\'s lines');
 
 # --- the token served by p11-kit over a socket ---
 my $sock = "$dir/p11.sock";
@@ -82,18 +84,26 @@ run_store_checks(
 
 # --- the token's module loaded directly: its files gone, then back ---
 {
-	my $node = FeDatakey::TestLib::Cluster->new("$dir/direct");
-	($rc, undef, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
-	is($rc, 0, 'initdb -y with the direct form') or diag $err;
+	# initdb by hand, so that it is checked; then the node's own port and
+	# socket directory, as upstream's init writes them.
+	my $node = FeDatakey::Cluster->new('direct');
+	command_ok(
+		[
+			'initdb', '-D', $node->data_dir, '-A', 'trust', '-N', '--no-instructions',
+			'-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap"
+		],
+		'initdb -y with the direct form');
+	$node->append_conf('postgresql.conf',
+		'port = ' . $node->port . "\nunix_socket_directories = '" . $node->host . "'\nlisten_addresses = ''");
 	my $tokens = "$dir/hsm/tokens";
 	rename $tokens, "$tokens.away" or die "rename: $!";
 	my $before = tree_digest($node->data_dir);
-	($rc) = $node->start(wait => 30);
-	isnt($rc, 0, 'the token\'s files gone: the server does not start');
-	like($node->log, qr/FATAL:  key unwrap command failed/, 'and its log says the unwrap command failed');
+	ok(!$node->start(fail_ok => 1), 'the token\'s files gone: the server does not start');
+	like(slurp_file($node->logfile), qr/FATAL:  key unwrap command failed/,
+		'and its log says the unwrap command failed');
 	is(tree_digest($node->data_dir), $before, 'nothing in the data directory changed');
 	rename "$tokens.away", $tokens or die "rename: $!";
-	ok(scalar $node->start, 'the token back, the server starts') or diag $node->log;
+	ok($node->start(fail_ok => 1), 'the token back, the server starts');
 	$node->stop;
 }
 

@@ -11,11 +11,13 @@
 # --timeout.
 use strict;
 use warnings;
-use Test::More;
-use FeDatakey::TestLib;
+use FeDatakey::Upstream;
+use FeDatakey::TestLib qw(run_command unwrap_key_bytes write_file);
 use FeDatakey::KeyStores;
+use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
+use Test::More;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $tang = tang_store($dir, 'tang-db');
 my $tang2 = tang_store($dir, 'tang2-db');    # another Tang server
 my ($wrap, $unwrap) = @$tang{qw(wrap unwrap)};
@@ -26,10 +28,14 @@ like($wrap, qr/^clevis encrypt tang "\{\\"url\\":\\"http:\/\/127\.0\.0\.1:\d+\\"
 {
 	my $bad = $wrap =~ s/"thp\\":\\"[\w-]+\\"/"thp\\":\\"@{[ 'A' x 43 ]}\\"/r;
 	isnt($bad, $wrap, 'a wrap command with another thumbprint');
-	my ($rc, $out, $err) = init_cluster("$dir/bad-thp", '-y', "--key-wrap-command=$bad", "--key-unwrap-command=$unwrap");
-	isnt($rc, 0, 'initdb -y with a wrong Tang thumbprint fails');
-	like($err, qr/key wrap command failed/, 'and says the wrap command failed');
-	like($err, qr/Unable to fetch advertisement/, 'with clevis\'s reason');
+	command_checks_all(
+		[
+			'initdb', '-D', "$dir/bad-thp", '-A', 'trust', '-N', '--no-instructions',
+			'-y', "--key-wrap-command=$bad", "--key-unwrap-command=$unwrap"
+		],
+		1, [],
+		[ qr/key wrap command failed/, qr/Unable to fetch advertisement/ ],
+		'initdb -y with a wrong Tang thumbprint fails, saying the wrap command failed, with clevis\'s reason');
 	ok(!-e "$dir/bad-thp", 'and leaves no data directory');
 }
 
@@ -55,15 +61,14 @@ my ($node) = run_store_checks(
 	# New keys on the same address: the old ones are gone.
 	$tang2->{down}->();
 	unlink glob "$tang2->{db}/*.jwk";
-	command_ok([ '/usr/libexec/tangd-keygen', $tang2->{db} ]);
+	command_ok([ '/usr/libexec/tangd-keygen', $tang2->{db} ], 'new keys for the second Tang server');
 	$tang2->{up}->();
 	write_file($keybin, $jwe, 0600);
-	($rc, undef, $err) = run_command([ 'pg_datakey', 'verify', '-D', $pgdata, "--key-unwrap-command=$tang2->{unwrap}" ]);
-	is($rc, 4, 'Tang keys replaced: pg_datakey verify says the unwrap command failed (4)') or diag $err;
-	like($err, qr/key unwrap command failed/, 'and names the unwrap command');
+	command_checks_all([ 'pg_datakey', 'verify', '-D', $pgdata, "--key-unwrap-command=$tang2->{unwrap}" ],
+		4, [], [qr/key unwrap command failed/],
+		'Tang keys replaced: pg_datakey verify says the unwrap command failed (4), and names it');
 	write_file($keybin, $saved, 0600);
-	($rc, undef, $err) = run_command([ 'pg_datakey', 'verify', '-D', $pgdata ]);
-	is($rc, 0, 'the cluster\'s own key still verifies') or diag $err;
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], 'the cluster\'s own key still verifies');
 }
 
 done_testing();
