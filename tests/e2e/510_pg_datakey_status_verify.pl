@@ -9,7 +9,7 @@ use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::TestLib
   qw(run_command passphrase_file rejected_passphrase openssl_wrap openssl_unwrap write_file);
-use PostgreSQL::Test::Utils qw(slurp_file command_exit_is command_checks_all);
+use PostgreSQL::Test::Utils qw(slurp_file command_ok command_exit_is command_checks_all);
 use Test::More;
 
 # pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
@@ -96,9 +96,8 @@ command_checks_all([ 'pg_datakey', 'verify', '-D', $pgdata ],
 	local $ENV{PGDATAKEYUNWRAPCMD} = openssl_unwrap($wrong);
 	command_exit_is([ 'pg_datakey', 'verify', '-D', $pgdata ], 4,
 		'PGDATAKEYUNWRAPCMD beats the configuration');
-	command_exit_is(
-		[ 'pg_datakey', 'verify', '-D', $pgdata, '--key-unwrap-command=' . openssl_unwrap($pass) ],
-		0, 'the option beats PGDATAKEYUNWRAPCMD');
+	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata, '--key-unwrap-command=' . openssl_unwrap($pass) ],
+		'the option beats PGDATAKEYUNWRAPCMD');
 }
 
 my @verify = ('pg_datakey', 'verify', '-D', $pgdata);
