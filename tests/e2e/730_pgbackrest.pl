@@ -126,8 +126,7 @@ is(slurp_file("$rdir/pg_encryption/key.check"), slurp_file("$pg/pg_encryption/ke
 	'and its key check');
 like(slurp_file("$rdir/postgresql.conf"), qr/^data_encryption_key_unwrap_command = /m,
 	'the restored configuration names the unwrap command');
-my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $rdir ]);
-is($rc, 0, 'pg_datakey verify on the restored directory succeeds') or diag($err);
+command_ok([ 'pg_datakey', 'verify', '-D', $rdir ], 'pg_datakey verify on the restored directory succeeds');
 own_settings($restored);
 $restored->start;
 like(slurp_file($restored->logfile), qr/data encryption key loaded and verified/,
@@ -143,9 +142,8 @@ $primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'rewrap' FROM generate_
 my ($bout, $berr) = ('', '');
 my $bh = IPC::Run::start([ 'pgbackrest', "--config=$conf", '--stanza=main', 'backup', '--type=full' ],
 	'>', \$bout, '2>', \$berr, IPC::Run::timeout(120));
-($rc, $out, $err) = run_datakey(
-	[ 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ]);
-is($rc, 0, 'rewrap to passphrase 2 while a full backup runs') or diag($err);
+command_ok([ 'pg_datakey', 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ],
+	'rewrap to passphrase 2 while a full backup runs');
 ok($bh->finish, 'the backup finishes') or diag("$bout$berr");
 
 my $during = $C->new('during');
@@ -161,7 +159,7 @@ is($st->{key_check_value}, datakey_json($pg)->{key_check_value},
 # either.  The procedure: verify with the configured command; if that fails,
 # find the passphrase of the backup's period that opens it and make it the
 # configured command with a rewrap.
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $ddir ]);
+my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $ddir ]);
 if ($rc != 0)
 {
 	my @open = grep { (run_datakey([ 'verify', '-D', $ddir, "--key-unwrap-command=$_->[1]" ]))[0] == 0 }
@@ -175,7 +173,7 @@ if ($rc != 0)
 	diag("the backup during the rewrap held the key for passphrase $open[0][0] and another command");
 }
 else { pass('the restored key.bin opens with the command its configuration names') }
-is((run_datakey([ 'verify', '-D', $ddir ]))[0], 0, 'pg_datakey verify on the restored directory succeeds');
+command_ok([ 'pg_datakey', 'verify', '-D', $ddir ], 'pg_datakey verify on the restored directory succeeds');
 own_settings($during);
 $during->start;
 is($during->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'the cluster restored from that backup starts, rows intact');
@@ -197,20 +195,18 @@ is($st->{rewrap}{state}, 'committed', 'pg_datakey status on the restored directo
   or diag(explain $st);
 ($rc, $out, $err) = run_datakey([ 'status', '-D', $cdir ]);
 like("$out$err", qr/run "pg_datakey repair" before starting the server/, 'and says what to do');
-($rc, undef, $err) = run_datakey([ 'verify', '-D', $cdir ]);
-isnt($rc, 0, 'pg_datakey verify refuses the restored directory before the repair');
+command_fails([ 'pg_datakey', 'verify', '-D', $cdir ], 'pg_datakey verify refuses the restored directory before the repair');
 own_settings($crash);
 ok(!$crash->start(fail_ok => 1), 'the restored server refuses to start before the repair');
 like(slurp_file($crash->logfile), qr/FATAL:  key unwrap command failed/, 'with the key error in its log');
-($rc, undef, $err) = run_datakey([ 'repair', '-D', $cdir ]);
-is($rc, 0, 'pg_datakey repair on the restored directory completes the rewrap') or diag($err);
-is((run_datakey([ 'verify', '-D', $cdir ]))[0], 0, 'then pg_datakey verify succeeds');
+command_ok([ 'pg_datakey', 'repair', '-D', $cdir ], 'pg_datakey repair on the restored directory completes the rewrap');
+command_ok([ 'pg_datakey', 'verify', '-D', $cdir ], 'then pg_datakey verify succeeds');
 $crash->start;
 is($crash->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'and the restored cluster starts');
 $crash->stop;
 
 # The primary itself is repaired the same way.
-is((run_datakey([ 'repair', '-D', $pg ]))[0], 0, 'the primary is repaired too');
+command_ok([ 'pg_datakey', 'repair', '-D', $pg ], 'the primary is repaired too');
 $primary->stop;
 diag(sprintf('wall time: %.1fs', time - $t0));
 done_testing();
