@@ -101,7 +101,7 @@ DEPS=(
     # checked against the uploader's signature (fetch_debian_source)
     meson ninja-build curl debian-keyring
     acl procps python3 clang-format git
-    # the patches stage: the patched C code without USE_DATAKEY (tests/patches)
+    # the patches stage: the patched C code without USE_DATAKEY (tests/stock)
     unifdef
     # the fuzz stage: libFuzzer harnesses built with clang (-fsanitize=fuzzer,address
     # links clang's runtime libraries, which libclang-rt-14-dev has)
