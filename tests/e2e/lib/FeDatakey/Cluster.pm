@@ -114,16 +114,23 @@ sub initdb
 }
 
 # The settings upstream's init gives a node to run: its port and socket
-# directory, no TCP, the log line prefix.
+# directory, no TCP, the log line prefix.  Written to the node's
+# postgresql.conf, or to the one in $pgdata (a data directory of this node
+# that is not data_dir, for a test of odd paths).
 sub configure_server
 {
-	my ($self) = @_;
-	$self->append_conf('postgresql.conf',
-		"\n# Added by FeDatakey::Cluster\nport = " . $self->port
-		  . "\nunix_socket_directories = '" . $self->host
-		  . "'\nlisten_addresses = ''\nlog_line_prefix = '%m [%p] %q%a '");
+	my ($self, $pgdata) = @_;
+	my $settings =
+	    "\n# Added by FeDatakey::Cluster\nport = "
+	  . $self->port
+	  . "\nunix_socket_directories = '"
+	  . $self->host
+	  . "'\nlisten_addresses = ''\nlog_line_prefix = '%m [%p] %q%a '";
+	if (defined $pgdata) { PostgreSQL::Test::Utils::append_to_file("$pgdata/postgresql.conf", "$settings\n") }
+	else { $self->append_conf('postgresql.conf', $settings) }
 	return $self;
 }
+
 
 # postgres -C $setting of this node's data directory -> ($rc, the value
 # without its newline, $stderr).  %opts: run_command's.
