@@ -15,7 +15,7 @@ use FeDatakey::Cluster;
 use FeDatakey::Files;
 use FeDatakey::KeyCommands;
 use FeDatakey::Run;
-use PostgreSQL::Test::Utils qw(command_ok slurp_file);
+use PostgreSQL::Test::Utils qw(command_fails_like command_ok slurp_file);
 
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'control passphrase');
@@ -80,10 +80,10 @@ for my $setting ([ 'data_encryption_version', '1' ], [ 'data_encryption_key_leng
 		env => { PGDATAKEYUNWRAPCMD => undef });
 	is("$rc $out", "0 $setting->[1]\n", "postgres -C $setting->[0] reads pg_control") or diag $err;
 }
-($rc, $out, $err) = run_command(
+command_ok(
 	[ 'postgres', '-D', $pgdata, '-C', 'shared_memory_size',
-		'-c', "data_encryption_key_unwrap_command=touch $mark; false" ]);
-is($rc, 0, 'postgres -C of another computed setting succeeds with a failing unwrap command') or diag $err;
+		'-c', "data_encryption_key_unwrap_command=touch $mark; false" ],
+	'postgres -C of another computed setting succeeds with a failing unwrap command');
 ok(!-e $mark, 'and the unwrap command did not run');
 
 ok($plain_node->start(fail_ok => 1), 'the unencrypted cluster starts');
@@ -124,9 +124,9 @@ ok($node->stop('fast', fail_ok => 1), 'stop');
 
 	write_file("$copy/global/pg_control", '');
 	unlink "$copy/pg_encryption/key.check" or die;
-	($rc, $out, $err) = run_command([ 'pg_resetwal', '-f', $copy ]);
-	isnt($rc, 0, 'without a readable pg_control and key.check, pg_resetwal -f refuses to guess');
-	like($err, qr/cannot guess the data encryption key length/, 'and says why');
+	command_fails_like([ 'pg_resetwal', '-f', $copy ], qr/cannot guess the data encryption key length/,
+		'without a readable pg_control and key.check, pg_resetwal -f refuses to guess');
+
 	is(-s "$copy/global/pg_control", 0, 'and writes no pg_control');
 
 	my $plain_copy = "$dir/guess-plain";
