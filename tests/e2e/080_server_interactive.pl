@@ -98,7 +98,6 @@ my @stop = ('pg_ctl', '-w', '-D', $pgdata, '-m', 'fast', 'stop');
 	ok(defined $t->expect(qr/ready to accept connections/), 'started again in the foreground') or diag $t->output;
 	is($node->safe_psql('postgres', 'select v from t'), 'kept', 'the table is intact');
 	PostgreSQL::Test::Utils::system_log(@stop);
-
 	is($t->finish, 0, 'stopped');
 }
 
