@@ -9,7 +9,6 @@ use warnings;
 use FeDatakey::Cluster;
 use FeDatakey::Files;
 use FeDatakey::KeyCommands;
-use FeDatakey::Run;
 use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
 

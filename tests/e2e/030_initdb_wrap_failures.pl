@@ -8,7 +8,6 @@ use strict;
 use warnings;
 use FeDatakey::Cluster;
 use FeDatakey::Files;
-use FeDatakey::Run;
 use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
 
