@@ -5,10 +5,14 @@
 # without -y; the plaintext key nowhere on disk except in "-" mode.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::Files;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'correct horse battery staple');
 my $other = passphrase_file($dir, 'other', 'a different passphrase');
 my $wrap = openssl_wrap($pass);
@@ -25,17 +29,25 @@ sub key_check
 
 sub configured_unwrap
 {
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) =
-	  run_command([ 'postgres', '-D', $pgdata, '-C', 'data_encryption_key_unwrap_command' ]);
-	is($rc, 0, "postgres -C reads the setting of $pgdata") or diag $err;
-	chomp $out;
+	my ($node) = @_;
+	my ($rc, $out, $err) = $node->postgres_C('data_encryption_key_unwrap_command');
+	is($rc, 0, 'postgres -C reads the setting of ' . $node->data_dir) or diag $err;
 	return $out;
+}
+
+# A node, initdb run by hand with @args: (node, data directory, rc, stdout,
+# stderr).
+sub cluster
+{
+	my ($name, @args) = @_;
+	my $node = FeDatakey::Cluster->new($name);
+	return ($node, $node->data_dir, $node->initdb(@args));
 }
 
 # --- --help ------------------------------------------------------------------
 {
-	my $help = command_ok([ 'initdb', '--help' ]);
+	my ($rc, $help) = run_command([ 'initdb', '--help' ]);
+	is($rc, 0, 'initdb --help');
 	for my $opt ('-y, --data-encryption[=128|256]', '--key-wrap-command=COMMAND',
 		'--key-unwrap-command=COMMAND', '--no-key-wrap', '--copy-key-from=FILE')
 	{
@@ -44,10 +56,9 @@ sub configured_unwrap
 }
 
 # --- the passphrase recipe by options -------------------------------------------
-my $pgdata = "$dir/by_options";
+my ($node, $pgdata, $rc, $out, $err) =
+  cluster('by_options', '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 {
-	my ($rc, $out, $err) = init_cluster($pgdata, '-y', "--key-wrap-command=$wrap",
-		"--key-unwrap-command=$unwrap");
 	is($rc, 0, 'initdb -y with the openssl recipe by options') or diag $err;
 	like($out, qr/^Data encryption is enabled with a new 128-bit key\.$/m,
 		'initdb says the cluster is encrypted');
@@ -65,7 +76,7 @@ my $pgdata = "$dir/by_options";
 
 	my ($bits, $kcv) = key_check($pgdata);
 	is($bits, 128, 'the key check says 128 bits');
-	is(configured_unwrap($pgdata), $unwrap, 'postgresql.conf has the unwrap command');
+	is(configured_unwrap($node), $unwrap, 'postgresql.conf has the unwrap command');
 
 	my $key = unwrap_key_bytes($pgdata, $unwrap);
 	is(length $key, 64, 'the unwrapped 128-bit key has 64 bytes (two AES keys, an HMAC key)');
@@ -77,11 +88,10 @@ my $pgdata = "$dir/by_options";
 
 # --- the same recipe by the two variables ---------------------------------------
 {
-	my $d = "$dir/by_variables";
-	my ($rc, $out, $err) = init_cluster($d, '-y',
+	my ($n, $d, $rc, $out, $err) = cluster('by_variables', '-y',
 		{ env => { PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } });
 	is($rc, 0, 'initdb -y with PGDATAKEYWRAPCMD and PGDATAKEYUNWRAPCMD') or diag $err;
-	is(configured_unwrap($d), $unwrap, 'postgresql.conf has the variable\'s unwrap command');
+	is(configured_unwrap($n), $unwrap, 'postgresql.conf has the variable\'s unwrap command');
 	is(length unwrap_key_bytes($d, $unwrap), 64, 'the key unwraps with the passphrase');
 	my (undef, $kcv1) = key_check($pgdata);
 	my (undef, $kcv2) = key_check($d);
@@ -90,9 +100,8 @@ my $pgdata = "$dir/by_options";
 
 # --- an option beats its variable ------------------------------------------------
 {
-	my $d = "$dir/option_beats_variable";
-	my ($rc, $out, $err) = init_cluster(
-		$d, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap",
+	my ($n, $d, $rc, $out, $err) = cluster(
+		'option_beats_variable', '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap",
 		{
 			env => {
 				PGDATAKEYWRAPCMD => openssl_wrap($other),
@@ -100,15 +109,14 @@ my $pgdata = "$dir/by_options";
 			}
 		});
 	is($rc, 0, 'initdb -y with options and variables') or diag $err;
-	is(configured_unwrap($d), $unwrap, 'the unwrap option beats PGDATAKEYUNWRAPCMD');
+	is(configured_unwrap($n), $unwrap, 'the unwrap option beats PGDATAKEYUNWRAPCMD');
 	is(length unwrap_key_bytes($d, $unwrap), 64, 'the wrap option beats PGDATAKEYWRAPCMD');
 
 	# One option and the other variable mix as they are.
-	my $d2 = "$dir/option_and_variable";
-	($rc, $out, $err) = init_cluster($d2, '-y', "--key-wrap-command=$wrap",
+	(my $n2, undef, $rc, $out, $err) = cluster('option_and_variable', '-y', "--key-wrap-command=$wrap",
 		{ env => { PGDATAKEYUNWRAPCMD => $unwrap } });
 	is($rc, 0, 'wrap option with the unwrap variable') or diag $err;
-	is(configured_unwrap($d2), $unwrap, 'the unwrap command comes from the variable');
+	is(configured_unwrap($n2), $unwrap, 'the unwrap command comes from the variable');
 }
 
 # --- no wrapping: --no-key-wrap and explicit "-" ------------------------------
@@ -119,12 +127,11 @@ for my $case ([ 'no_key_wrap', [ '--no-key-wrap' ] ],
 		{ PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } ])
 {
 	my ($name, $args, $env) = @$case;
-	my $d = "$dir/$name";
-	my ($rc, $out, $err) = init_cluster($d, '-y', @$args, { env => $env // {} });
+	my ($n, $d, $rc, $out, $err) = cluster($name, '-y', @$args, { env => $env // {} });
 	is($rc, 0, "initdb -y @$args ($name)") or diag $err;
 	like($err, qr/warning: the data encryption key is stored without wrapping/,
 		"$name: initdb warns that the key is not wrapped");
-	is(configured_unwrap($d), '-', "$name: the unwrap command is \"-\"");
+	is(configured_unwrap($n), '-', "$name: the unwrap command is \"-\"");
 	my $key = slurp_file("$d/pg_encryption/key.bin");
 	is(length $key, 64, "$name: key.bin holds the 64-byte plaintext key");
 	is_deeply([ files_containing($d, $key) ], ['pg_encryption/key.bin'],
@@ -138,8 +145,7 @@ for my $case ([ '-y', 128, 64 ], [ '--data-encryption', 128, 64 ],
 {
 	my ($opts, $bits, $len) = @$case;
 	(my $name = "bits_$opts") =~ s/\W+/_/g;
-	my $d = "$dir/$name";
-	my ($rc, $out, $err) = init_cluster($d, split(/ /, $opts), '--no-key-wrap');
+	my (undef, $d, $rc, $out, $err) = cluster($name, split(/ /, $opts), '--no-key-wrap');
 	is($rc, 0, "initdb $opts") or diag $err;
 	like($out, qr/with a new $bits-bit key/, "$opts: initdb says $bits bits");
 	my ($b) = key_check($d);
@@ -147,8 +153,7 @@ for my $case ([ '-y', 128, 64 ], [ '--data-encryption', 128, 64 ],
 	is(length slurp_file("$d/pg_encryption/key.bin"), $len, "$opts: the key has $len bytes");
 }
 {
-	my $d = "$dir/aes256";
-	my ($rc, $out, $err) = init_cluster($d, '--data-encryption=256',
+	my (undef, $d, $rc, $out, $err) = cluster('aes256', '--data-encryption=256',
 		"--key-wrap-command=" . openssl_wrap($pass, 'aes-256-cbc'),
 		"--key-unwrap-command=" . openssl_unwrap($pass, 'aes-256-cbc'));
 	is($rc, 0, 'initdb --data-encryption=256 with openssl aes-256-cbc') or diag $err;
@@ -158,9 +163,8 @@ for my $case ([ '-y', 128, 64 ], [ '--data-encryption', 128, 64 ],
 
 # --- group access ----------------------------------------------------------------
 {
-	my $d = "$dir/group";
-	my ($rc, $out, $err) =
-	  init_cluster($d, '-g', '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+	my (undef, $d, $rc, $out, $err) =
+	  cluster('group', '-g', '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 	is($rc, 0, 'initdb -g -y') or diag $err;
 	is(file_mode($d), '0750', 'the data directory is 0750');
 	is(file_mode("$d/pg_encryption"), '0750', 'pg_encryption/ is 0750 under -g');
@@ -170,29 +174,27 @@ for my $case ([ '-y', 128, 64 ], [ '--data-encryption', 128, 64 ],
 
 # --- the variables alone, without -y: ignored ---------------------------------------
 {
-	my $d = "$dir/variables_without_y";
-	my ($rc, $out, $err) = init_cluster($d,
+	my ($n, $d, $rc, $out, $err) = cluster('variables_without_y',
 		{ env => { PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } });
 	is($rc, 0, 'initdb without -y ignores the variables') or diag $err;
 	ok(!-e "$d/pg_encryption", 'no pg_encryption/ without -y');
 	unlike($out, qr/encryption/i, 'initdb says nothing about encryption');
-	is(configured_unwrap($d), '', 'the unwrap command is not set');
+	is(configured_unwrap($n), '', 'the unwrap command is not set');
 	unlike(slurp_file("$d/postgresql.conf"), qr/^data_encryption_key_unwrap_command/m,
 		'postgresql.conf does not set it');
 
 	# Even invalid ones.
-	my $d2 = "$dir/bad_variables_without_y";
-	($rc, $out, $err) =
-	  init_cluster($d2, { env => { PGDATAKEYWRAPCMD => '', PGDATAKEYUNWRAPCMD => 'no placeholder' } });
+	(undef, undef, $rc, $out, $err) = cluster('bad_variables_without_y',
+		{ env => { PGDATAKEYWRAPCMD => '', PGDATAKEYUNWRAPCMD => 'no placeholder' } });
 	is($rc, 0, 'initdb without -y ignores invalid variables too') or diag $err;
 }
 
 # --- a value of initdb's own options that looks like ours stays initdb's --------------
 {
 	my $d = "$dir/--no-key-wrap";
-	my ($rc, $out, $err) = run_command(
-		[ 'initdb', '-A', 'trust', '-N', '--no-instructions', '-D', $d ]);
-	is($rc, 0, 'a data directory named --no-key-wrap given to -D') or diag $err;
+	command_ok([ 'initdb', '-A', 'trust', '-N', '--no-instructions', '-D', $d ],
+		'a data directory named --no-key-wrap given to -D');
+
 	ok(-f "$d/PG_VERSION", 'the cluster is in that directory');
 	ok(!-e "$d/pg_encryption", 'and is not encrypted');
 }

@@ -6,10 +6,13 @@
 # quotes and $ works, since the commands see a relative %p.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::Files;
+use FeDatakey::KeyCommands;
+use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'secret');
 my $wrap = openssl_wrap($pass);
 my $unwrap = openssl_unwrap($pass);
@@ -22,9 +25,10 @@ my $trace_unwrap = "touch $marker; cat \"%p\"";
 sub refused
 {
 	my ($name, $args, $env, $message, $more) = @_;
-	my $pgdata = "$dir/$name";
+	my $node = FeDatakey::Cluster->new($name);
+	my $pgdata = $node->data_dir;
 	unlink $marker;
-	my ($rc, $out, $err) = init_cluster($pgdata, @$args, { env => $env });
+	my ($rc, $out, $err) = $node->initdb(@$args, { env => $env });
 	is($rc, 1, "$name: initdb exits with status 1");
 	like($err, $message, "$name: says why");
 	like($err, $more, "$name: with detail or hint") if $more;
@@ -135,18 +139,28 @@ refused('no_key_wrap_with_value', [ '-y', '--no-key-wrap=yes' ], $no_env,
 
 # --- a data directory whose name holds spaces, quotes and $ -------------------------------------
 {
-	my $pgdata = "$dir/my data 'dir' \"with\" \$HOME and `x`";
-	my ($rc, $out, $err) =
-	  init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
-	is($rc, 0, 'initdb -y into a directory named with spaces, quotes, $ and `') or diag $err;
+	# A node for the port, socket directory and log; its data directory is
+	# beside its own.
+	my $node = FeDatakey::Cluster->new('odd_name');
+	my $pgdata = $node->basedir . "/my data 'dir' \"with\" \$HOME and `x`";
+	command_ok(
+		[
+			'initdb', '-A', 'trust', '-N', '--no-instructions', '-D', $pgdata,
+			'-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap"
+		],
+		'initdb -y into a directory named with spaces, quotes, $ and `');
 	ok(-s "$pgdata/pg_encryption/key.bin", 'the key file is there');
 	is(length unwrap_key_bytes($pgdata, $unwrap), 64, 'and unwraps with %p relative to it');
 
-	my $node = FeDatakey::TestLib::Cluster->new($pgdata);
-	ok($node->start, 'the server starts from that directory') or diag $node->log;
-	like($node->log, qr/LOG:  data encryption key loaded and verified/, 'it loaded the key');
-	is($node->psql('select 42'), '42', 'and answers');
-	ok($node->stop, 'and stops');
+	# pg_ctl puts -D in double quotes in a shell command: this path goes
+	# through PGDATA instead (upstream's start cannot take it).
+	$node->configure_server($pgdata);
+	local $ENV{PGDATA} = $pgdata;
+	command_ok([ 'pg_ctl', '-w', '-l', $node->logfile, 'start' ], 'the server starts from that directory');
+	like(slurp_file($node->logfile), qr/LOG:  data encryption key loaded and verified/, 'it loaded the key');
+	is($node->safe_psql('postgres', 'select 42'), '42', 'and answers');
+	command_ok([ 'pg_ctl', '-w', '-m', 'fast', 'stop' ], 'and stops');
+
 }
 
 done_testing();

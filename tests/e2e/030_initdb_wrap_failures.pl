@@ -6,10 +6,12 @@
 # runs, not even in initdb's bootstrap and post-bootstrap backends.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::Files;
+use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $unwrap_marker = "$dir/unwrap-ran";
 my $wrap_count = "$dir/wrap-count";
 # An unwrap command that leaves a trace each time it runs.
@@ -18,9 +20,9 @@ my $unwrap = "echo ran >> $unwrap_marker; cat \"%p\"";
 sub wrap_fails
 {
 	my ($name, $wrap, $message, $more) = @_;
-	my $pgdata = "$dir/$name";
-	my ($rc, $out, $err) =
-	  init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+	my $node = FeDatakey::Cluster->new($name);
+	my $pgdata = $node->data_dir;
+	my ($rc, $out, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 	is($rc, 1, "$name: initdb fails");
 	like($out, qr/^performing post-bootstrap initialization \.\.\. ok\nwriting data encryption key \.\.\. $/m,
 		"$name: the wrap command runs at the end, after initdb's backends");
@@ -51,8 +53,9 @@ wrap_fails('not_found', "no-such-program-fe-datakey > \"%p\"", qr/error: key wra
 
 # --no-clean keeps the data directory, but never a partial key file.
 {
-	my $pgdata = "$dir/no_clean";
-	my ($rc, $out, $err) = init_cluster($pgdata, '--no-clean', '-y',
+	my $node = FeDatakey::Cluster->new('no_clean');
+	my $pgdata = $node->data_dir;
+	my ($rc, $out, $err) = $node->initdb('--no-clean', '-y',
 		"--key-wrap-command=head -c 10 > \"%p\"; exit 1", "--key-unwrap-command=$unwrap");
 	is($rc, 1, '--no-clean: initdb fails');
 	like($err, qr/data directory ".*" not removed at user's request/, '--no-clean: keeps the directory');
@@ -67,29 +70,28 @@ wrap_fails('not_found', "no-such-program-fe-datakey > \"%p\"", qr/error: key wra
 # A successful initdb runs the wrap command once and the unwrap command never;
 # postgres -C does not run it either, and neither does --describe-config.
 {
-	my $pgdata = "$dir/counted";
+	my $node = FeDatakey::Cluster->new('counted');
+	my $pgdata = $node->data_dir;
 	my $wrap = "echo ran >> $wrap_count; cat > \"%p\"";
-	my ($rc, $out, $err) =
-	  init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+	my ($rc, $out, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 	is($rc, 0, 'initdb with counting commands') or diag $err;
 	is(slurp_file($wrap_count), "ran\n", 'the wrap command ran exactly once');
 	ok(!-e $unwrap_marker, 'the unwrap command did not run during initdb');
 
-	my $node = FeDatakey::TestLib::Cluster->new($pgdata);
 	my ($crc, $value) = $node->postgres_C('data_encryption_key_unwrap_command');
 	is($crc, 0, 'postgres -C works on the encrypted cluster');
 	is($value, $unwrap, 'and shows the unwrap command');
 	($crc) = $node->postgres_C('shared_buffers');
 	is($crc, 0, 'postgres -C of another setting');
 	ok(!-e $unwrap_marker, 'postgres -C never ran the unwrap command');
-	($crc) = run_command([ 'postgres', '--describe-config', '-D', $pgdata ]);
-	is($crc, 0, 'postgres --describe-config');
+	command_ok([ 'postgres', '--describe-config', '-D', $pgdata ], 'postgres --describe-config');
+
 	ok(!-e $unwrap_marker, 'postgres --describe-config never ran the unwrap command');
 
 	# Only an actual start does.
-	ok($node->start, 'the server starts') or diag $node->log;
+	ok($node->start(fail_ok => 1), 'the server starts');
 	is(slurp_file($unwrap_marker), "ran\n", 'the server start ran the unwrap command once');
-	ok($node->stop, 'the server stops');
+	ok($node->stop('fast', fail_ok => 1), 'the server stops');
 }
 
 done_testing();

@@ -11,25 +11,31 @@
 # one twice.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $wrap = 'openssl enc -e -aes-128-cbc -pbkdf2 -out "%p"';
 my $unwrap = 'openssl enc -d -aes-128-cbc -pbkdf2 -in "%p"';
 my $passphrase = 'typed at the terminal';
 
+# initdb on a terminal for a node's data directory (with its instructions:
+# they say it succeeded).
 sub initdb_on_terminal
 {
-	my ($pgdata, @extra) = @_;
-	return pty_start([ 'initdb', '-D', $pgdata, '-A', 'trust', '-N', '-y',
+	my ($node, @extra) = @_;
+	return pty_start([ 'initdb', '-D', $node->data_dir, '-A', 'trust', '-N', '-y',
 		"--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap", @extra ]);
 }
 
 # --- the recipe ----------------------------------------------------------------------------------
-my $pgdata = "$dir/data";
+my $node = FeDatakey::Cluster->new('data');
+my $pgdata = $node->data_dir;
 {
-	my $t = initdb_on_terminal($pgdata);
+	my $t = initdb_on_terminal($node);
 	ok(defined $t->expect(qr/enter AES-128-CBC encryption password:/i), 'openssl prompts for the passphrase')
 	  or diag $t->output;
 	$t->send("$passphrase\n");
@@ -48,14 +54,15 @@ my $pgdata = "$dir/data";
 
 	my $pf = passphrase_file($dir, 'pf', $passphrase);
 	is(length unwrap_key_bytes($pgdata, openssl_unwrap($pf)), 64, 'the key unwraps with the typed passphrase');
-	my ($rc, $out) = run_command([ 'postgres', '-D', $pgdata, '-C', 'data_encryption_key_unwrap_command' ]);
-	is($out, "$unwrap\n", 'postgresql.conf has the interactive unwrap command');
+	my (undef, $value) = $node->postgres_C('data_encryption_key_unwrap_command');
+	is($value, $unwrap, 'postgresql.conf has the interactive unwrap command');
 }
 
 # --- a mismatch at "Verifying" fails initdb cleanly ---------------------------------------------
 {
-	my $d = "$dir/mismatch";
-	my $t = initdb_on_terminal($d);
+	my $n = FeDatakey::Cluster->new('mismatch');
+	my $d = $n->data_dir;
+	my $t = initdb_on_terminal($n);
 	$t->expect(qr/enter AES-128-CBC encryption password:/i);
 	$t->send("one passphrase\n");
 	$t->expect(qr/Verifying - enter AES-128-CBC encryption password:/i);
@@ -70,8 +77,10 @@ my $pgdata = "$dir/data";
 
 # --- --copy-key-from: the old passphrase once, then the new one twice ------------------------------
 {
-	my $d = "$dir/copy";
-	my $t = initdb_on_terminal($d, "--copy-key-from=$pgdata/pg_encryption/key.bin");
+	my $n = FeDatakey::Cluster->new('copy');
+	my $d = $n->data_dir;
+	my $t = initdb_on_terminal($n, "--copy-key-from=$pgdata/pg_encryption/key.bin");
+
 	ok(defined $t->expect(qr/enter AES-128-CBC decryption password:/i), 'the key to copy asks for its passphrase')
 	  or diag $t->output;
 	$t->send("$passphrase\n");

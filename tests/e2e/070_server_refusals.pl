@@ -7,21 +7,25 @@
 # key check.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::Files;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'the right passphrase');
 my $wrap = openssl_wrap($pass);
 my $unwrap = openssl_unwrap($pass);
 
-my $pgdata = "$dir/data";
-my ($rc, $out, $err) = init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+my $node = FeDatakey::Cluster->new('data');
+my $pgdata = $node->data_dir;
+my ($rc, $out, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 is($rc, 0, 'initdb -y') or diag $err;
-my $node = FeDatakey::TestLib::Cluster->new($pgdata);
-ok($node->start, 'the server starts') or diag $node->log;
-$node->psql("create table kept (v text); insert into kept values ('written before')");
-ok($node->stop, 'and stops');
+ok($node->start(fail_ok => 1), 'the server starts');
+$node->safe_psql('postgres', "create table kept (v text); insert into kept values ('written before')");
+ok($node->stop('fast', fail_ok => 1), 'and stops');
 
 sub conf_quote
 {
@@ -47,16 +51,15 @@ sub set_unwrap
 sub refused
 {
 	my ($name, $fatal, $more) = @_;
-	$node->mark_log;
-	my ($src, $sout, $serr) = $node->start(wait => 30);
-	isnt($src, 0, "$name: pg_ctl start fails");
-	my $log = $node->log_since_mark;
+	my $offset = -s $node->logfile;
+	ok(!$node->start(fail_ok => 1), "$name: pg_ctl start fails");
+	my $log = slurp_file($node->logfile, $offset);
 	like($log, $fatal, "$name: the log says why");
 	like($log, $more, "$name: with detail and hint") if $more;
 	unlike($log, qr/database system is ready to accept connections|listening on/,
 		"$name: the server never accepted connections");
 	ok(!-e "$pgdata/postmaster.pid", "$name: no server left running");
-	my @s = glob($node->sockdir . '/.s.PGSQL.*');
+	my @s = glob($node->host . '/.s.PGSQL.' . $node->port . '*');
 	is(scalar @s, 0, "$name: no socket left");
 	return $log;
 }
@@ -65,9 +68,10 @@ sub starts_again
 {
 	my ($name) = @_;
 	set_unwrap($unwrap);
-	ok($node->start, "$name: fixed, the server starts again") or diag $node->log_since_mark;
-	is($node->psql('select v from kept'), 'written before', "$name: the data written before is intact");
-	ok($node->stop, "$name: stop");
+	ok($node->start(fail_ok => 1), "$name: fixed, the server starts again");
+	is($node->safe_psql('postgres', 'select v from kept'), 'written before', "$name: the data written before is intact");
+	ok($node->stop('fast', fail_ok => 1), "$name: stop");
+
 }
 
 my $no_tty_hint = qr/HINT:  .*no controlling terminal, as when it is started by pg_ctl or a service manager/;

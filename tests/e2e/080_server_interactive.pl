@@ -6,16 +6,19 @@
 # log says why, with the hint.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
 my $wrap = 'openssl enc -e -aes-128-cbc -pbkdf2 -out "%p"';
 my $unwrap = 'openssl enc -d -aes-128-cbc -pbkdf2 -in "%p"';
 my $passphrase = 'foreground passphrase';
 
 # The cluster, made on a terminal with the interactive recipe.
-my $pgdata = "$dir/data";
+my $node = FeDatakey::Cluster->new('data');
+my $pgdata = $node->data_dir;
 {
 	my $t = pty_start([ 'initdb', '-D', $pgdata, '-A', 'trust', '-N', '-y',
 		"--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap" ]);
@@ -25,9 +28,10 @@ my $pgdata = "$dir/data";
 	$t->send("$passphrase\n");
 	is($t->finish, 0, 'initdb with the interactive recipe') or diag $t->output;
 }
+$node->configure_server;
 
-my $node = FeDatakey::TestLib::Cluster->new($pgdata);
-my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->port, '-c', "listen_addresses=");
+my @postgres = ('postgres', '-D', $pgdata);
+my @stop = ('pg_ctl', '-w', '-D', $pgdata, '-m', 'fast', 'stop');
 
 # --- in the foreground on a terminal: prompt, connect, stop -----------------------------------
 {
@@ -39,9 +43,9 @@ my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->po
 	  or diag $t->output;
 	ok(defined $t->expect(qr/database system is ready to accept connections/), 'the server accepts connections')
 	  or diag $t->output;
-	is($node->psql("create table t as select 'kept' as v; select v from t"), 'kept', 'psql writes and reads a table');
-	my ($rc) = stop_server($pgdata);
-	is($rc, 0, 'pg_ctl stop');
+	is($node->safe_psql('postgres', "create table t as select 'kept' as v; select v from t"),
+		'kept', 'psql writes and reads a table');
+	command_ok(\@stop, 'pg_ctl stop');
 	is($t->finish, 0, 'the foreground server exits cleanly') or diag $t->output;
 	unlike($t->output, qr/\Q$passphrase\E/, 'the passphrase was not echoed');
 	my @prompts = $t->output =~ /password:/g;
@@ -67,8 +71,7 @@ my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->po
 {
 	# Even started from a terminal, pg_ctl detaches the server from it.
 	my $log = $node->logfile;
-	my $t = pty_start([ 'pg_ctl', '-w', '-t', '30', '-D', $pgdata, '-l', $log, '-o',
-		'-k ' . $node->sockdir . ' -p ' . $node->port . " -c listen_addresses=''", 'start' ]);
+	my $t = pty_start([ 'pg_ctl', '-w', '-t', '30', '-D', $pgdata, '-l', $log, 'start' ]);
 	my $rc = $t->finish(60);
 	isnt($rc, 0, 'pg_ctl start fails');
 	like($t->output, qr/could not start server/, 'pg_ctl says the server did not start');
@@ -82,9 +85,9 @@ my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->po
 	ok(!-e "$pgdata/postmaster.pid", 'no server left');
 
 	# And without any terminal at all.
-	($rc) = start_server($pgdata, wait => 30);
-	isnt($rc, 0, 'pg_ctl start without a terminal fails too');
-	like($node->log, qr/no controlling terminal/, 'with the same hint');
+	my $offset = -s $log;
+	ok(!$node->start(fail_ok => 1), 'pg_ctl start without a terminal fails too');
+	like(slurp_file($log, $offset), qr/no controlling terminal/, 'with the same hint');
 }
 
 # --- the data is intact: once more in the foreground -------------------------------------------------
@@ -93,8 +96,8 @@ my @postgres = ('postgres', '-D', $pgdata, '-k', $node->sockdir, '-p', $node->po
 	$t->expect(qr/decryption password:/i);
 	$t->send("$passphrase\n");
 	ok(defined $t->expect(qr/ready to accept connections/), 'started again in the foreground') or diag $t->output;
-	is($node->psql('select v from t'), 'kept', 'the table is intact');
-	stop_server($pgdata);
+	is($node->safe_psql('postgres', 'select v from t'), 'kept', 'the table is intact');
+	PostgreSQL::Test::Utils::system_log(@stop);
 	is($t->finish, 0, 'stopped');
 }
 

@@ -5,10 +5,9 @@
 # this checks that reader's idea of the format against PostgreSQL's.)
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use PostgreSQL::Test::Utils qw(command_ok);
 use Test::More;
-use FeDatakey::TestLib;
-
-my $dir = temp_dir();
 
 my @samples = (
 	q{cat "%p"},
@@ -26,15 +25,12 @@ my $i = 0;
 for my $unwrap (@samples)
 {
 	$i++;
-	my $pgdata = "$dir/c$i";
-	my ($rc, $out, $err) = init_cluster($pgdata, '-y', '--key-wrap-command=cat > "%p"',
-		"--key-unwrap-command=$unwrap");
-	is($rc, 0, "initdb accepts sample $i") or diag $err;
-	($rc, $out, $err) = run_command(
-		[ 'postgres', '-D', $pgdata, '-C', 'data_encryption_key_unwrap_command' ]);
+	my $node = FeDatakey::Cluster->new("c$i");
+	command_ok($node->initdb_command('-y', '--key-wrap-command=cat > "%p"', "--key-unwrap-command=$unwrap"),
+		"initdb accepts sample $i");
+	my ($rc, $value, $err) = $node->postgres_C('data_encryption_key_unwrap_command');
 	is($rc, 0, "postgres -C reads sample $i") or diag $err;
-	chomp $out;
-	is($out, $unwrap, "postgres -C reads back exactly the command initdb wrote (sample $i)");
+	is($value, $unwrap, "postgres -C reads back exactly the command initdb wrote (sample $i)");
 }
 
 done_testing();

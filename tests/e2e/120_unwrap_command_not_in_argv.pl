@@ -16,7 +16,8 @@ use Test::More;
 use File::Copy qw(copy);
 use IPC::Run ();
 use Time::HiRes qw(time);
-use FeDatakey::TestLib qw(files_containing);
+use FeDatakey::Files qw(files_containing);
+use FeDatakey::Run ();
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -52,7 +53,7 @@ sub run_scanning
 	while ($h->pumpable && time < $deadline)
 	{
 		$scans++;
-		for (FeDatakey::TestLib::user_processes())
+		for (FeDatakey::Run::user_processes())
 		{
 			my ($pid, @argv) = @$_;
 			next if index(join("\0", @argv), $marker) < 0;
@@ -134,10 +135,12 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	ok(!-e $evaluated, 'nothing was evaluated');
 
 	# pg_ctl restart re-reads postmaster.opts through the shell.
-	my ($src, $sout, $serr) = FeDatakey::TestLib::run_command(
-		[ 'pg_ctl', '-w', '-t', '60', '-D', $new->data_dir, '-l', $new->logfile, 'restart' ],
-		env => { PGDATAKEYUNWRAPCMD => $marked });
-	is($src, 0, 'pg_ctl restart from the postmaster.opts pg_upgrade left') or diag $sout . $serr;
+	{
+		local $ENV{PGDATAKEYUNWRAPCMD} = $marked;
+		command_ok([ 'pg_ctl', '-w', '-t', '60', '-D', $new->data_dir, '-l', $new->logfile, 'restart' ],
+			'pg_ctl restart from the postmaster.opts pg_upgrade left');
+	}
+
 	ok(!-e $evaluated, 'pg_ctl restart evaluated nothing');
 	system_or_bail('pg_ctl', '-w', '-D', $new->data_dir, 'stop');
 	is_deeply([ leaks($new->data_dir, $new->host, $new->logfile) ], [], 'still no file holds the command');

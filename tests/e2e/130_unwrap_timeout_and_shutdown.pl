@@ -8,17 +8,21 @@ use strict;
 use warnings;
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+use FeDatakey::Files;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(command_ok slurp_file);
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'timeout passphrase');
 my $wrap = openssl_wrap($pass);
 my $unwrap = openssl_unwrap($pass);
 
-my $pgdata = "$dir/data";
-my ($rc, $out, $err) = init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
+my $node = FeDatakey::Cluster->new('data');
+my $pgdata = $node->data_dir;
+my ($rc, $out, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
 is($rc, 0, 'initdb -y') or diag $err;
-my $node = FeDatakey::TestLib::Cluster->new($pgdata);
 
 is(scalar(($node->postgres_C('data_encryption_key_unwrap_timeout'))[1]), '300',
 	'the default timeout is 300 seconds');
@@ -70,10 +74,9 @@ sub no_leftovers
 
 # --- the timeout ----------------------------------------------------------------------------------
 set_conf($hang, 2);
-$node->mark_log;
-($rc, $out, $err) = $node->start(wait => 60);
-isnt($rc, 0, 'a hanging command with a 2 s timeout: the start fails');
-like($node->log_since_mark,
+my $offset = -s $node->logfile;
+ok(!$node->start(fail_ok => 1), 'a hanging command with a 2 s timeout: the start fails');
+like(slurp_file($node->logfile, $offset),
 	qr/FATAL:  key unwrap command timed out\n.*DETAIL:  The command did not finish within 2 seconds and was killed\./,
 	'the log says the command timed out');
 no_leftovers('timeout');
@@ -82,22 +85,15 @@ no_leftovers('timeout');
 for my $how ('pg_ctl stop', 'SIGTERM', 'SIGINT')
 {
 	set_conf($hang, 0);
-	$node->mark_log;
-	my $info = FeDatakey::TestLib::server_info($pgdata);
-	($rc, $out, $err) = run_command(
-		[
-			'pg_ctl', '-W', '-D', $pgdata, '-l', $info->{log},
-			'-o', "-k $info->{sockdir} -p $info->{port} -c listen_addresses=''", 'start'
-		]);
-	is($rc, 0, "$how: pg_ctl start -W returns") or diag $err;
+	$offset = -s $node->logfile;
+	command_ok([ 'pg_ctl', '-W', '-D', $pgdata, '-l', $node->logfile, 'start' ], "$how: pg_ctl start -W returns");
 	ok(wait_for(sub { -s $pidfile && -e "$pgdata/postmaster.pid" }, 30),
 		"$how: the server waits on the hanging command");
 	my ($pm) = slurp_file("$pgdata/postmaster.pid") =~ /^(\d+)/;
 	my $t0 = time;
 	if ($how eq 'pg_ctl stop')
 	{
-		($rc, $out, $err) = run_command([ 'pg_ctl', '-w', '-t', '30', '-D', $pgdata, 'stop' ]);
-		is($rc, 0, "$how: pg_ctl stop succeeds") or diag $out . $err;
+		command_ok([ 'pg_ctl', '-w', '-t', '30', '-D', $pgdata, 'stop' ], "$how: pg_ctl stop succeeds");
 	}
 	else
 	{
@@ -105,17 +101,19 @@ for my $how ('pg_ctl stop', 'SIGTERM', 'SIGINT')
 		ok(wait_for(sub { !kill(0, $pm) }, 30), "$how: the postmaster exits");
 	}
 	note sprintf('%s: ended after %.1f s', $how, time - $t0);
-	like($node->log_since_mark,
+	my $log = slurp_file($node->logfile, $offset);
+	like($log,
 		qr/FATAL:  shutdown requested while the data encryption key was being loaded\n.*DETAIL:  The key unwrap command was terminated, and the server did not start\./,
 		"$how: the log says the start was ended by the request");
-	unlike($node->log_since_mark, qr/ready to accept connections/, "$how: the server never accepted connections");
+	unlike($log, qr/ready to accept connections/, "$how: the server never accepted connections");
 	no_leftovers($how);
 }
 
 # --- and the cluster starts again --------------------------------------------------------------------
 set_conf($unwrap, undef);
-ok($node->start, 'with its own command and the default timeout the cluster starts') or diag $node->log_since_mark;
-is($node->psql('show data_encryption_key_unwrap_timeout'), '5min', 'SHOW gives the default as 5min');
-ok($node->stop, 'stop');
+ok($node->start(fail_ok => 1), 'with its own command and the default timeout the cluster starts');
+is($node->safe_psql('postgres', 'show data_encryption_key_unwrap_timeout'), '5min', 'SHOW gives the default as 5min');
+ok($node->stop('fast', fail_ok => 1), 'stop');
+
 
 done_testing();

@@ -5,10 +5,13 @@
 # and both are zero.  Also for a single-user backend.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
+use FeDatakey::KeyCommands;
+use FeDatakey::Run;
+use PostgreSQL::Test::Utils qw(slurp_file);
 use Test::More;
-use FeDatakey::TestLib;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'signal passphrase');
 my $wrap = openssl_wrap($pass);
 my $record = "$dir/status";
@@ -16,10 +19,9 @@ my $record = "$dir/status";
 # the shell's: bash ignores SIGQUIT for itself, whatever it inherited.)
 my $unwrap = "grep -E '^Sig(Ign|Blk):' /proc/self/status > $record; " . openssl_unwrap($pass);
 
-my $pgdata = "$dir/data";
-my ($rc, $out, $err) = init_cluster($pgdata, '-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
-is($rc, 0, 'initdb -y') or diag $err;
-my $node = FeDatakey::TestLib::Cluster->new($pgdata);
+my $node = FeDatakey::Cluster->new('data');
+my $pgdata = $node->data_dir;
+ok($node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap"), 'initdb -y');
 
 sub clean_state
 {
@@ -30,11 +32,11 @@ sub clean_state
 	unlink $record;
 }
 
-ok($node->start, 'the postmaster starts') or diag $node->log;
+ok($node->start(fail_ok => 1), 'the postmaster starts');
 clean_state('postmaster');
-ok($node->stop, 'stop');
+ok($node->stop('fast', fail_ok => 1), 'stop');
 
-($rc, $out, $err) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "select 1;\n");
+my ($rc, $out, $err) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "select 1;\n");
 is($rc, 0, 'a single-user backend runs') or diag $err;
 clean_state('single-user backend');
 

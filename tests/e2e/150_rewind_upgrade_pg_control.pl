@@ -10,7 +10,8 @@ use warnings;
 use FeDatakey::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use FeDatakey::TestLib qw(write_file);
+use FeDatakey::Files qw(write_file);
+use FeDatakey::Run ();
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -36,7 +37,7 @@ sub new_encrypted
 sub refused
 {
 	my ($cmd, $name, $re) = @_;
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command($cmd);
 	isnt($rc, 0, "$name: refused");
 	like($out . $err, $re, "$name: says why");
 }
@@ -45,12 +46,11 @@ sub refused
 {
 	my $new = new_encrypted('new');
 	unlink $old->data_dir . '/postgresql.auto.conf' or die "unlink: $!";
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, '--check'));
-	is($rc, 0, 'pg_upgrade --check of a cluster without postgresql.auto.conf, configured command')
-	  or diag $out . $err;
-	like($out, qr/Checking data encryption keys\s+ok/, 'the key check passed');
-	($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new));
-	is($rc, 0, 'pg_upgrade of that cluster') or diag $out . $err;
+	command_checks_all(pg_upgrade_command($old, $new, '--check'),
+		0, [qr/Checking data encryption keys\s+ok/], [],
+		'pg_upgrade --check of a cluster without postgresql.auto.conf, configured command');
+	command_ok(pg_upgrade_command($old, $new), 'pg_upgrade of that cluster');
+
 	$new->start;
 	is($new->safe_psql('postgres', 'SELECT count(*) FROM t'), '500', 'the upgraded cluster has the data');
 	is($new->safe_psql('postgres', "SELECT current_setting('data_encryption_version'), current_setting('data_encryption_key_length')"),

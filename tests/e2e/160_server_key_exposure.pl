@@ -19,7 +19,7 @@ use warnings;
 use FeDatakey::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use FeDatakey::TestLib qw(unwrap_key_bytes);
+use FeDatakey::KeyCommands qw(unwrap_key_bytes);
 use IPC::Run ();
 use Time::HiRes qw(time);
 

@@ -1,16 +1,18 @@
 # FeDatakey::Cluster - PostgreSQL::Test::Cluster of the version under test
 # (through FeDatakey::Upstream), with what is ours: an encrypted initdb with
-# the key commands, a pair of key commands that are hard to quote, the
+# the key commands, initdb run by hand for the tests of initdb itself, the
 # pg_upgrade command line for two nodes, a standby made by pg_basebackup,
-# and snapshots of a data directory to prove that a refused run changed
-# nothing.  Everything else is upstream's: start, stop, safe_psql,
-# poll_query_until, promote, logfile, connstr, host, port, data_dir.
+# postgres -C, and snapshots of a data directory to prove that a refused run
+# changed nothing.  Everything else is upstream's: start, stop, safe_psql,
+# poll_query_until, promote, logfile, connstr, host, port, data_dir.  It
+# exports key_commands (FeDatakey::KeyCommands's, its files in base_dir).
 #
 #   use FeDatakey::Cluster;
 #   my ($wrap, $unwrap) = key_commands('name');
 #   my $node = FeDatakey::Cluster->new('primary');
 #   $node->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 #   my $old = FeDatakey::Cluster->new('old', install_path => '/path/to/pg-15');
+#   my ($rc, $out, $err) = FeDatakey::Cluster->new('by_hand')->initdb('-y', ...);
 #
 # A node made with install_path => DIR runs DIR/bin's programs, so that
 # clusters of several versions live side by side.
@@ -24,6 +26,11 @@ use Exporter 'import';
 use FeDatakey::Upstream;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils ();
+use FeDatakey::Files ();
+use FeDatakey::KeyCommands ();
+use FeDatakey::Run ();
+# Goes with FeDatakey::TestLib: files 4xx-7xx still call its functions by
+# their full names without loading it.
 use FeDatakey::TestLib ();
 
 our @ISA = ('PostgreSQL::Test::Cluster');
@@ -35,18 +42,11 @@ my $base;
 
 sub base_dir { return $base //= PostgreSQL::Test::Utils::tempdir() }
 
-# A passphrase file and a wrap/unwrap command pair using it with openssl.
-# The unwrap command deliberately holds spaces, single and double quotes and
-# a literal %, which must reach the server intact through any shell quoting.
+# FeDatakey::KeyCommands's key_commands, its passphrase file in base_dir.
 sub key_commands
 {
 	my ($name, $passphrase) = @_;
-	my $file =
-	  FeDatakey::TestLib::passphrase_file(base_dir(), "$name.pass", $passphrase // "secret-$name");
-	my $wrap = "openssl enc -aes-256-cbc -pbkdf2 -salt -pass \"file:$file\" -out %p";
-	my $unwrap =
-	  "printf '%%s' \"x\" >/dev/null && openssl enc -d -aes-256-cbc -pbkdf2 -pass 'file:$file' -in \"%p\"";
-	return ($wrap, $unwrap);
+	return FeDatakey::KeyCommands::key_commands($name, $passphrase, base_dir());
 }
 
 # pg_upgrade from $old to $new (each node's own programs, the new one's
@@ -66,7 +66,7 @@ sub bin_dir
 {
 	my ($self) = @_;
 	my $inst = $self->install_path;
-	return defined $inst ? "$inst/bin" : FeDatakey::TestLib::pg_bin_dir();
+	return defined $inst ? "$inst/bin" : FeDatakey::Run::pg_bin_dir();
 }
 
 # init(encrypted => 0|1, wrap => CMD, unwrap => CMD, copy_key_from => FILE,
@@ -88,6 +88,60 @@ sub init
 	$self->SUPER::init(%params, extra => \@extra);
 	$self->append_conf('postgresql.conf', "wal_keep_size = 320MB\nlog_min_messages = info");
 	return $self;
+}
+
+# The argv of initdb for this node's data directory as the tests of initdb
+# run it: -A trust -N --no-instructions, then @args.
+sub initdb_command
+{
+	my ($self, @args) = @_;
+	return [ $self->bin_dir . '/initdb', '-D', $self->data_dir, '-A', 'trust', '-N', '--no-instructions',
+		@args ];
+}
+
+# initdb(@args [, { run_command options }]) -> ($rc, $stdout, $stderr), or
+# in scalar context whether it succeeded: initdb_command run by hand, for a
+# test that reads what initdb says.  When it succeeds the node gets the
+# server settings of init (configure_server), so that start and psql work.
+sub initdb
+{
+	my ($self, @args) = @_;
+	my %opts = ref $args[-1] eq 'HASH' ? %{ pop @args } : ();
+	my @r = FeDatakey::Run::run_command($self->initdb_command(@args), %opts);
+	if ($r[0] == 0) { $self->configure_server }
+	else { print "# initdb failed (status $r[0]):\n$r[2]" }
+	return wantarray ? @r : $r[0] == 0;
+}
+
+# The settings upstream's init gives a node to run: its port and socket
+# directory, no TCP, the log line prefix.  Written to the node's
+# postgresql.conf, or to the one in $pgdata (a data directory of this node
+# that is not data_dir, for a test of odd paths).
+sub configure_server
+{
+	my ($self, $pgdata) = @_;
+	my $settings =
+	    "\n# Added by FeDatakey::Cluster\nport = "
+	  . $self->port
+	  . "\nunix_socket_directories = '"
+	  . $self->host
+	  . "'\nlisten_addresses = ''\nlog_line_prefix = '%m [%p] %q%a '";
+	if (defined $pgdata) { PostgreSQL::Test::Utils::append_to_file("$pgdata/postgresql.conf", "$settings\n") }
+	else { $self->append_conf('postgresql.conf', $settings) }
+	return $self;
+}
+
+
+# postgres -C $setting of this node's data directory -> ($rc, the value
+# without its newline, $stderr).  %opts: run_command's.
+sub postgres_C
+{
+	my ($self, $setting, %opts) = @_;
+	my ($rc, $out, $err) =
+	  FeDatakey::Run::run_command([ $self->bin_dir . '/postgres', '-D', $self->data_dir, '-C', $setting ],
+		%opts);
+	chomp $out;
+	return ($rc, $out, $err);
 }
 
 # pg_basebackup of this running node (with @options, e.g. -R for a standby)
@@ -114,7 +168,7 @@ sub snapshot
 	my ($self) = @_;
 	my $dir = $self->data_dir;
 	my %snap;
-	for my $rel (FeDatakey::TestLib::list_tree($dir))
+	for my $rel (FeDatakey::Files::list_tree($dir))
 	{
 		next if $rel =~ m{^pg_upgrade_output\.d(/|$)};
 		if ($rel =~ m{/$}) { $snap{$rel} = 'dir' }

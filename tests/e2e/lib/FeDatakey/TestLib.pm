@@ -1,34 +1,23 @@
-# Shared helpers for the end-to-end tests of fe_datakey against a patched
-# PostgreSQL: FE_DATAKEY_PG_BIN names its programs (scripts/test sets it for
-# each version it tests), else build/pg/bin, the newest version.
-#
-#   use FeDatakey::TestLib;
-#   my $dir  = temp_dir();
-#   my $pass = passphrase_file($dir, 'pass', 'secret');
-#   my $node = FeDatakey::TestLib::Cluster->new("$dir/data");
-#   my ($rc, $out, $err) = $node->initdb('-y', '--key-wrap-command=' . openssl_wrap($pass),
-#       '--key-unwrap-command=' . openssl_unwrap($pass));
-#   $node->start or BAIL_OUT($node->log);
-#   is($node->psql('select 1'), '1');
-#   $node->stop;
-#
-# Every command runs with a clean environment: no PGDATAKEY* variables, no
-# libpq connection variables and no FE_DATAKEY_CRASH_AT unless a test passes
-# them (env => {...}), and messages in English.
+# FeDatakey::TestLib - what is left of the tests' first library, until the
+# files that use it stand on PostgreSQL::Test::Cluster (FeDatakey::Cluster):
+# it re-exports FeDatakey::Run, FeDatakey::Files and FeDatakey::KeyCommands
+# under their old names, and keeps its own small cluster driver
+# (init_cluster, start_server, stop_server, psql, FeDatakey::TestLib::Cluster)
+# with temp_dir, free_port, slurp_file and a command_ok that returns stdout.
+# New tests use FeDatakey::Cluster and those modules directly.
 package FeDatakey::TestLib;
 
 use strict;
 use warnings;
 
 use Carp;
-use Cwd qw(abs_path);
 use Exporter 'import';
-use Fcntl qw(:mode);
-use File::Basename qw(dirname);
-use File::Find;
 use File::Temp ();
 use IO::Socket::INET;
-use IPC::Run ();
+use FeDatakey::Run;
+use FeDatakey::Files;
+use FeDatakey::KeyCommands qw(passphrase_file rejected_passphrase openssl_wrap openssl_unwrap
+  unwrap_key_bytes);
 
 our @EXPORT = qw(
   temp_dir free_port run_command command_ok pg_bin_dir pg_major pg_bins
@@ -39,67 +28,7 @@ our @EXPORT = qw(
   pty_start
 );
 
-our $REPO = abs_path(dirname(__FILE__) . '/../../../..');
-
-# Seconds a command may take before it is killed (initdb, pg_ctl -w, psql).
-our $TIMEOUT = $ENV{FE_DATAKEY_TEST_TIMEOUT} || 180;
-
-# --- environment ---------------------------------------------------------------
-
-sub pg_bin_dir
-{
-	return $ENV{FE_DATAKEY_PG_BIN} // "$REPO/build/pg/bin";
-}
-
-# The major version of the PostgreSQL in $bin (default: pg_bin_dir()).
-my %major_of;
-
-sub pg_major
-{
-	my ($bin) = @_;
-	$bin //= pg_bin_dir();
-	return $major_of{$bin} //= do
-	{
-		my ($rc, $out, $err) = run_command([ "$bin/pg_config", '--version' ]);
-		croak "$bin/pg_config --version failed: $err" if $rc != 0;
-		$out =~ /^PostgreSQL (\d+)/ or croak "cannot read a version from: $out";
-		$1;
-	};
-}
-
-# Every version under test, for the cross-version tests: major => bin
-# directory, from FE_DATAKEY_PG_BINS ("15=/path/bin 17=/path/bin ...").
-sub pg_bins
-{
-	my %bins;
-	for (split ' ', $ENV{FE_DATAKEY_PG_BINS} // '')
-	{
-		my ($v, $dir) = split /=/, $_, 2;
-		$bins{$v} = $dir;
-	}
-	return %bins;
-}
-
-BEGIN
-{
-	delete $ENV{$_} for grep { /^PG/ } keys %ENV;
-	delete $ENV{FE_DATAKEY_CRASH_AT};
-	$ENV{LC_ALL} = 'C';
-	$ENV{LANG} = 'C';
-	delete $ENV{LANGUAGE};
-	$ENV{TZ} = 'UTC';
-}
-
-{
-	my $bin = pg_bin_dir();
-	croak "no PostgreSQL programs in $bin (run scripts/build, or set FE_DATAKEY_PG_BIN)"
-	  unless -x "$bin/initdb";
-	# pg_datakey is installed with the library, outside PostgreSQL's prefix.
-	$ENV{PATH} = "$bin:$REPO/build/fe_datakey/bin:$ENV{PATH}";
-	croak "the end-to-end tests cannot run as root (initdb refuses to)" if $> == 0;
-}
-
-# --- files and directories ---------------------------------------------------------
+our $REPO = $FeDatakey::Run::REPO;
 
 # A new directory owned by the user running the test, removed at exit unless
 # FE_DATAKEY_KEEP_TMP is set (then its path is printed as a diagnostic).
@@ -139,198 +68,12 @@ sub slurp_file
 	return $data // '';
 }
 
-sub write_file
-{
-	my ($path, $data, $mode) = @_;
-	open my $fh, '>:raw', $path or croak "could not write $path: $!";
-	print $fh $data;
-	close $fh or croak "could not write $path: $!";
-	chmod $mode, $path if defined $mode;
-	return $path;
-}
-
-# The permission bits of a file as an octal string, e.g. "0600".
-sub file_mode
-{
-	my ($path) = @_;
-	my @st = lstat $path or return undef;
-	return sprintf('%04o', S_IMODE($st[2]));
-}
-
-# A passphrase file (mode 0600) holding $secret on one line.
-sub passphrase_file
-{
-	my ($dir, $name, $secret) = @_;
-	return write_file("$dir/$name", "$secret\n", 0600);
-}
-
-# A wrong passphrase that openssl rejects outright for $keyfile: openssl
-# enc -d with a wrong passphrase finds valid CBC padding about once in 256
-# salts and then prints garbage instead of failing ("bad decrypt"). Tests
-# that expect openssl's own error use this, so that they do not depend on
-# chance; garbage from an unwrap command has tests of its own. Returns the
-# passphrase, and writes it to $dir/$name when a name is given.
-sub rejected_passphrase
-{
-	my ($keyfile, $dir, $name, $cipher) = @_;
-	$cipher //= 'aes-128-cbc';
-	for my $i (1 .. 64)
-	{
-		my $candidate = "not the passphrase $i";
-		my ($rc) = run_command([ 'openssl', 'enc', '-d', "-$cipher", '-pbkdf2', '-pass', 'stdin',
-			'-in', $keyfile ], stdin => "$candidate\n");
-		next if $rc == 0;
-		return defined $name ? passphrase_file($dir, $name, $candidate) : $candidate;
-	}
-	croak "openssl accepted 64 wrong passphrases for $keyfile";
-}
-
-# The README's passphrase recipe with openssl, the passphrase read from a
-# file. $pass must not need quoting in a shell (a temp_dir path does not).
-sub openssl_wrap
-{
-	my ($pass, $cipher) = @_;
-	$cipher //= 'aes-128-cbc';
-	return "openssl enc -e -$cipher -pbkdf2 -pass file:$pass -out \"%p\"";
-}
-
-sub openssl_unwrap
-{
-	my ($pass, $cipher) = @_;
-	$cipher //= 'aes-128-cbc';
-	return "openssl enc -d -$cipher -pbkdf2 -pass file:$pass -in \"%p\"";
-}
-
-# The processes of the user running the test, now: a list of [pid, argv...]
-# from /proc (a process that ends while it is read is left out).
-sub user_processes
-{
-	my @procs;
-	opendir(my $proc, '/proc') or croak "opendir /proc: $!";
-	for my $pid (grep { /^\d+$/ } readdir $proc)
-	{
-		my @st = stat "/proc/$pid" or next;
-		next if $st[4] != $<;
-		open(my $fh, '<', "/proc/$pid/cmdline") or next;
-		local $/;
-		my $cmdline = <$fh> // '';
-		close $fh;
-		push @procs, [ $pid, split /\0/, $cmdline ];
-	}
-	closedir $proc;
-	return @procs;
-}
-
-# Every path below $dir (relative, sorted), directories with a trailing /.
-sub list_tree
-{
-	my ($dir) = @_;
-	return () unless -e $dir;
-	my @paths;
-	find(
-		{
-			no_chdir => 1,
-			wanted => sub {
-				return if $_ eq $dir;
-				my $rel = substr($_, length($dir) + 1);
-				push @paths, -d $_ && !-l $_ ? "$rel/" : $rel;
-			}
-		},
-		$dir);
-	return sort @paths;
-}
-
-# The files below $dir whose contents hold $bytes (relative paths).
-sub files_containing
-{
-	my ($dir, $bytes) = @_;
-	croak "files_containing: empty pattern" unless length $bytes;
-	my @hits;
-	for my $rel (list_tree($dir))
-	{
-		my $path = "$dir/$rel";
-		next if -d $path || -l $path || !-f $path;
-		my $data = eval { slurp_file($path) } // next;
-		push @hits, $rel if index($data, $bytes) >= 0;
-	}
-	return @hits;
-}
-
-# --- running commands -----------------------------------------------------------
-
-# run_command(\@argv, %opts) -> ($status, $stdout, $stderr, \%how)
-#   $status: the exit code, or 128 + N when killed by signal N, or 124 when
-#   killed after the timeout.
-#   %how: signal => N when killed by signal N (else 0), timed_out => 1 when
-#   killed after the timeout (else 0): what $status cannot tell apart from
-#   an exit code.
-#   opts: env => { NAME => value or undef to unset }, stdin => string,
-#         cwd => dir, timeout => seconds.
-# The program $name as the current PATH finds it. IPC::Run remembers where
-# it found a program for the rest of the process, so a test that runs the
-# programs of several PostgreSQL versions by changing PATH must look it up
-# itself.
-sub _in_path
-{
-	my ($name) = @_;
-	return $name if $name =~ m{/};
-	for my $dir (split /:/, $ENV{PATH} // '')
-	{
-		my $path = ($dir eq '' ? '.' : $dir) . "/$name";
-		return $path if -f $path && -x _;
-	}
-	return $name;
-}
-
-sub run_command
-{
-	my ($cmd, %opts) = @_;
-	my ($out, $err) = ('', '');
-	my $in = $opts{stdin} // '';
-	local %ENV = %ENV;
-	while (my ($k, $v) = each %{ $opts{env} // {} })
-	{
-		if (defined $v) { $ENV{$k} = $v }
-		else { delete $ENV{$k} }
-	}
-	$cmd = [ _in_path($cmd->[0]), @{$cmd}[ 1 .. $#$cmd ] ];
-	my @init = defined $opts{cwd} ? (init => sub { chdir $opts{cwd} or die "chdir: $!" }) : ();
-	my $timer = IPC::Run::timeout($opts{timeout} // $TIMEOUT);
-	eval {
-		IPC::Run::run($cmd, @init, '<', \$in, '>', \$out, '2>', \$err, $timer);
-		1;
-	} or do {
-		my $e = $@;
-		croak "command @$cmd: $e" unless $e =~ /timeout/i;
-		return (124, $out, $err . "\n[timed out after " . ($opts{timeout} // $TIMEOUT) . "s]\n",
-			{ signal => 0, timed_out => 1 });
-	};
-	my $st = $?;
-	my $status = ($st & 127) ? 128 + ($st & 127) : $st >> 8;
-	return ($status, $out, $err, { signal => $st & 127, timed_out => 0 });
-}
-
 # Runs a command that must succeed; returns its stdout. Dies with its stderr.
 sub command_ok
 {
 	my ($cmd, %opts) = @_;
 	my ($rc, $out, $err) = run_command($cmd, %opts);
 	croak "command failed (status $rc): @$cmd\n$err" if $rc != 0;
-	return $out;
-}
-
-# Runs the unwrap command of an encrypted cluster by hand (through the same
-# shell the library uses, in the data directory, %p = pg_encryption/key.bin)
-# and returns the plaintext key bytes.
-sub unwrap_key_bytes
-{
-	my ($pgdata, $unwrap, %opts) = @_;
-	my $keyfile = $opts{key_file} // 'pg_encryption/key.bin';
-	(my $cmd = $unwrap) =~ s/%(p|%)/$1 eq 'p' ? $keyfile : '%'/ge;
-	return slurp_file("$pgdata/$keyfile") if $unwrap eq '-';
-	my $shell = -x '/bin/bash' ? [ '/bin/bash', '-o', 'pipefail', '-c', $cmd ] : [ '/bin/sh', '-c', $cmd ];
-	my ($rc, $out, $err) = run_command($shell, cwd => $pgdata, %opts);
-	croak "unwrap command failed (status $rc): $err" if $rc != 0;
 	return $out;
 }
 
@@ -408,109 +151,6 @@ sub psql
 	chomp $out;
 	return ($rc, $out, $err) if wantarray;
 	return $rc == 0 ? $out : undef;
-}
-
-# --- pseudo-terminals -----------------------------------------------------------
-
-# pty_start(\@argv, %opts) -> a FeDatakey::TestLib::Pty: the command runs with
-# a new pseudo-terminal as its controlling terminal, stdin, stdout and stderr.
-#   opts: env, cwd.
-sub pty_start
-{
-	my ($cmd, %opts) = @_;
-	return FeDatakey::TestLib::Pty->start($cmd, %opts);
-}
-
-package FeDatakey::TestLib::Pty;
-
-use Carp;
-use Time::HiRes qw(time);
-
-sub start
-{
-	my ($class, $cmd, %opts) = @_;
-	my $self = bless { in => '', out => '', cmd => $cmd }, $class;
-	local %ENV = %ENV;
-	while (my ($k, $v) = each %{ $opts{env} // {} })
-	{
-		if (defined $v) { $ENV{$k} = $v }
-		else { delete $ENV{$k} }
-	}
-	my @init = defined $opts{cwd} ? (init => sub { chdir $opts{cwd} or die "chdir: $!" }) : ();
-	$self->{h} = IPC::Run::start($cmd, @init, '<pty<', \$self->{in}, '>pty>', \$self->{out});
-	return $self;
-}
-
-# Everything the command wrote to the terminal so far.
-sub output { return $_[0]{out} }
-
-# Waits until the output after the last match matches $re (or $timeout
-# seconds pass); returns the text up to and including the match, or undef.
-sub expect
-{
-	my ($self, $re, $timeout) = @_;
-	$timeout //= 60;
-	my $deadline = time + $timeout;
-	$self->{pos} //= 0;
-	while (1)
-	{
-		my $rest = substr($self->{out}, $self->{pos});
-		if ($rest =~ $re)
-		{
-			my $matched = substr($rest, 0, $+[0]);
-			$self->{pos} += $+[0];
-			return $matched;
-		}
-		return undef if time > $deadline || !$self->{h}->pumpable;
-		$self->_pump;
-	}
-}
-
-sub _pump
-{
-	my ($self) = @_;
-	my $before = length $self->{out};
-	eval { $self->{h}->pump_nb; 1 } or return;
-	select(undef, undef, undef, 0.05) if length $self->{out} == $before;
-}
-
-# Types $text on the terminal.
-sub send
-{
-	my ($self, $text) = @_;
-	$self->{in} .= $text;
-	$self->{h}->pump_nb while length $self->{in} && $self->{h}->pumpable;
-	return;
-}
-
-# Waits for the command to end (killing it after $timeout seconds); returns
-# its status as run_command does.
-sub finish
-{
-	my ($self, $timeout) = @_;
-	my $deadline = time + ($timeout // 60);
-	$self->_pump while $self->{h}->pumpable && time < $deadline;
-	if ($self->{h}->pumpable)
-	{
-		$self->{h}->kill_kill;
-		return 124;
-	}
-	$self->{h}->finish;
-	my $st = $self->{h}->full_result(0);
-	return ($st & 127) ? 128 + ($st & 127) : $st >> 8;
-}
-
-sub signal
-{
-	my ($self, $sig) = @_;
-	$self->{h}->signal($sig);
-}
-
-sub DESTROY
-{
-	my ($self) = @_;
-	local $@;
-	eval { $self->{h}->kill_kill if $self->{h} && $self->{h}->pumpable };
 }
 
 package FeDatakey::TestLib::Cluster;

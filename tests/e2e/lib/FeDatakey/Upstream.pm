@@ -19,11 +19,11 @@ use File::Basename qw(basename dirname);
 use File::Path qw(make_path remove_tree);
 # Loaded first: it clears PG* from the environment and puts the programs
 # under test first in PATH, which PostgreSQL::Test::Cluster then uses.
-use FeDatakey::TestLib ();
+use FeDatakey::Run ();
 
-my $bin = FeDatakey::TestLib::pg_bin_dir();
-my $major = FeDatakey::TestLib::pg_major($bin);
-my ($rc, $pgxs, $err) = FeDatakey::TestLib::run_command([ "$bin/pg_config", '--pgxs' ]);
+my $bin = FeDatakey::Run::pg_bin_dir();
+my $major = FeDatakey::Run::pg_major($bin);
+my ($rc, $pgxs, $err) = FeDatakey::Run::run_command([ "$bin/pg_config", '--pgxs' ]);
 croak "$bin/pg_config --pgxs failed: $err" if $rc != 0;
 chomp $pgxs;
 # .../pgxs/src/makefiles/pgxs.mk -> .../pgxs
@@ -37,7 +37,7 @@ unshift @INC, "$pgxsdir/src/test/perl";
 # --config-auth) and the output directories (TESTDIR up to 16, TESTDATADIR
 # and TESTLOGDIR from 17).
 $ENV{PG_REGRESS} = "$pgxsdir/src/test/regress/pg_regress";
-my $dir = "$FeDatakey::TestLib::REPO/build/e2e/pg-$major/" . basename($0, '.pl');
+my $dir = "$FeDatakey::Run::REPO/build/e2e/pg-$major/" . basename($0, '.pl');
 remove_tree($dir);
 make_path($dir);
 $ENV{TESTDIR} = $dir;
@@ -46,7 +46,7 @@ $ENV{TESTLOGDIR} = "$dir/log";
 make_path($ENV{TESTDATADIR}, $ENV{TESTLOGDIR});
 # One port lock directory for every test (prove -j runs several at once),
 # as PostgreSQL's build tree has one for all its suites.
-$ENV{PG_TEST_PORT_DIR} = "$FeDatakey::TestLib::REPO/build/e2e/portlock";
+$ENV{PG_TEST_PORT_DIR} = "$FeDatakey::Run::REPO/build/e2e/portlock";
 make_path($ENV{PG_TEST_PORT_DIR});
 
 sub major { return $major }
