@@ -7,6 +7,7 @@
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/key.hpp"
+#include "fe_datakey/key_state.hpp"
 #include "fe_datakey/options.hpp"
 #include "fe_datakey/store.hpp"
 

@@ -201,13 +201,14 @@ SecureBuffer read_plaintext_key(const std::string& path) {
     return buf;
 }
 
-// The key check at `path`, or nothing when the file does not exist.
-std::optional<KeyCheck> read_check_file(const std::string& path) {
+// The key check at `path`, or nothing when the file does not exist; errors
+// name the file as `shown`.
+std::optional<KeyCheck> read_check_file(const std::string& path, const std::string& shown) {
     FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
         if (errno == ENOENT)
             return std::nullopt;
-        throw_io_error("could not open file " + in_quotes(path), errno);
+        throw_io_error("could not open file " + in_quotes(shown), errno);
     }
     std::string text;
     char buf[512];
@@ -216,18 +217,18 @@ std::optional<KeyCheck> read_check_file(const std::string& path) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            throw_io_error("could not read file " + in_quotes(path), errno);
+            throw_io_error("could not read file " + in_quotes(shown), errno);
         if (n == 0)
             break;
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > check_read_limit)
-            throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+            throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(shown),
                         "The file is larger than " + std::to_string(check_read_limit) + " bytes.");
     }
     try {
         return KeyCheck::parse(text);
     } catch (const Error& e) {
-        throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+        throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(shown),
                     e.detail(), e.hint());
     }
 }
@@ -344,9 +345,13 @@ void create_key_store(const std::string& datadir, const std::string& wrap_comman
     }
 }
 
+std::optional<KeyCheck> find_key_check(const std::string& datadir) {
+    return read_check_file(join(datadir, key_check_file), key_check_file);
+}
+
 KeyCheck read_key_check(const std::string& datadir) {
     std::string path = join(datadir, key_check_file);
-    std::optional<KeyCheck> check = read_check_file(path);
+    std::optional<KeyCheck> check = read_check_file(path, path);
     if (!check)
         throw Error(ErrorCode::check_invalid, "key check file " + in_quotes(path) + " is missing",
                     "The data encryption key cannot be verified without it.",
@@ -406,8 +411,8 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     check_path_is_shell_safe(relpath);
     require_file(key_file_path);
 
-    std::optional<KeyCheck> check =
-        read_check_file(join(parent.empty() ? "." : parent.string(), "key.check"));
+    std::string check_path = join(parent.empty() ? "." : parent.string(), "key.check");
+    std::optional<KeyCheck> check = read_check_file(check_path, check_path);
 
     SecureBuffer bytes;
     std::string source;
@@ -427,53 +432,6 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     if (check_found != nullptr)
         *check_found = check;
     return key;
-}
-
-void check_key_state(const std::string& datadir, unsigned version, unsigned bits) {
-    std::string key_path = join(datadir, key_file);
-    struct stat st;
-
-    if (version == 0) {
-        // No key file may exist: data written as if unencrypted would mix
-        // with data of a cluster that lost its pg_control state.
-        if (lstat(key_path.c_str(), &st) == 0 || errno != ENOENT)
-            throw Error(ErrorCode::not_encrypted,
-                        "data directory holds a data encryption key, but pg_control says the "
-                        "cluster is not encrypted",
-                        "The file " + in_quotes(key_path) +
-                            " exists, and the data encryption version in pg_control is 0.",
-                        "If the cluster was never encrypted, remove the directory " +
-                            in_quotes(join(datadir, key_directory)) +
-                            "; otherwise restore global/pg_control from a backup.");
-        return;
-    }
-    if (version != control_encryption_version)
-        throw Error(ErrorCode::check_invalid,
-                    "unsupported data encryption version " + std::to_string(version) +
-                        " in pg_control",
-                    "This version of fe_datakey supports data encryption version " +
-                        std::to_string(control_encryption_version) + ".");
-    if (bits != 128 && bits != 256)
-        throw Error(ErrorCode::check_invalid,
-                    "invalid data encryption key length in pg_control: " + std::to_string(bits) +
-                        " bits",
-                    "Valid key lengths are 128 and 256 bits.");
-    if (stat(key_path.c_str(), &st) != 0) {
-        int e = errno;
-        throw Error(ErrorCode::io,
-                    "data encryption key file " + in_quotes(key_path) + " is missing",
-                    "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
-                        "-bit key, but the file cannot be accessed: " + std::strerror(e) + ".",
-                    "Restore the file from a backup of this cluster: the cluster cannot be used "
-                    "without its key.");
-    }
-    KeyCheck check = read_key_check(datadir);
-    if (static_cast<unsigned>(check.bits) != bits)
-        throw Error(ErrorCode::check_invalid, "key check file does not match pg_control",
-                    "pg_control says the key has " + std::to_string(bits) + " bits, " +
-                        in_quotes(join(datadir, key_check_file)) + " says " +
-                        std::to_string(check.bits) + ".",
-                    "Restore the key files or global/pg_control from a backup of this cluster.");
 }
 
 } // namespace fe_datakey

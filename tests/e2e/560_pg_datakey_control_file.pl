@@ -34,11 +34,12 @@ move($key, "$dir/key.bin.saved") or die;
 ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata ]);
 is($rc, 13, 'status: encrypted without key.bin is exit 13');
 like($out, qr/^Encrypted:\s+yes$/m, 'status still says encrypted');
-like($err, qr/^pg_datakey: error: the cluster is encrypted but its key file "pg_encryption\/key.bin" is missing$/m,
+like($err, qr/^pg_datakey: error: data encryption key file "pg_encryption\/key.bin" is missing$/m,
 	'with a clear error');
 ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
 is($rc, 13, 'status --json: exit 13 too');
-like($out, qr/"key_files_disagree":"the cluster is encrypted/, 'and the JSON says why');
+like($out, qr/"key_files_disagree":"data encryption key file \\"pg_encryption\/key.bin\\" is missing"/,
+	'and the JSON says why');
 ($rc, undef, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
 is($rc, 13, 'verify: exit 13');
 ($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $pgdata, @rewrap ]);
@@ -81,7 +82,9 @@ copy("$pgdata/pg_encryption/key.check", "$plaindir/pg_encryption/key.check") or 
 ($rc, $out, $err) = run_datakey([ 'status', '-D', $plaindir ]);
 is($rc, 13, 'status: key files in an unencrypted cluster are exit 13');
 like($out, qr/^Encrypted:\s+no$/m, 'status says not encrypted');
-like($err, qr/the cluster is not encrypted but has key files/, 'with a clear error');
+like($err,
+	qr/^pg_datakey: error: data directory holds a data encryption key, but pg_control says the cluster is not encrypted$/m,
+	'with a clear error');
 ($rc, undef, $err) = run_datakey([ 'verify', '-D', $plaindir, '--key-unwrap-command=' . openssl_unwrap($pass) ]);
 is($rc, 13, 'verify: exit 13, even with a command that opens the file');
 ($rc, undef, $err) = run_datakey([ 'rewrap', '-D', $plaindir,

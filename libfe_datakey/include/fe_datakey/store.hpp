@@ -17,17 +17,8 @@ constexpr const char* key_file = "pg_encryption/key.bin";
 constexpr const char* key_check_file = "pg_encryption/key.check";
 
 // True when DATADIR/pg_encryption/key.bin exists. Whether a cluster is
-// encrypted is recorded in its pg_control (check_key_state), not in this.
+// encrypted is recorded in its pg_control (key_state.hpp), not in this.
 bool is_encrypted(const std::string& datadir);
-
-// The data encryption version pg_control records for this key layout.
-constexpr unsigned control_encryption_version = 1;
-
-// Checks the key files of DATADIR against the encryption state its
-// pg_control records (data_encryption_version, data_encryption_key_length):
-// version 0 with no key file, or version 1 with a key file that can be
-// accessed and a key check of the same key length. Runs no command.
-void check_key_state(const std::string& datadir, unsigned version, unsigned bits);
 
 // 0700, or 0750 when the data directory grants group access (initdb -g).
 bool group_access(const std::string& datadir);
@@ -70,7 +61,11 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
 void create_key_store(const std::string& datadir, const std::string& wrap_command, const Key& key,
                       const RunOptions& options);
 
+// DATADIR/pg_encryption/key.check: missing is an error (check_invalid).
 KeyCheck read_key_check(const std::string& datadir);
+// The same, or nothing when the file does not exist; errors name the file
+// relative to the data directory.
+std::optional<KeyCheck> find_key_check(const std::string& datadir);
 
 // Unwraps DATADIR/relpath (default key.bin) with `unwrap_command` (or reads
 // it in "-" mode) and verifies it against key.check.
