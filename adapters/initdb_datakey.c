@@ -27,17 +27,8 @@ static char* unwrap_command;
 static fe_datakey_key* key;
 static int key_copied;
 
-static int fail(fe_datakey_error** err, int code, const char* message, const char* detail,
-                const char* hint) {
-    if (err != NULL) {
-        fe_datakey_error_free(*err);
-        *err = fe_datakey_error_new(code, message, detail, hint);
-    }
-    return 0;
-}
-
 int initdb_datakey_parse_args(int* argc, char** argv, const char* shortopts,
-                          const struct option* longopts, fe_datakey_error** err) {
+                              const struct option* longopts, fe_datakey_error** err) {
     fe_datakey_options_free(options);
     options = fe_datakey_options_extract(argc, argv, OUR_OPTIONS, shortopts, longopts, err);
     return options != NULL;
@@ -56,38 +47,16 @@ int initdb_datakey_set_data_encryption(const char* bits, fe_datakey_error** err)
 
         snprintf(detail, sizeof(detail),
                  "The value \"%.100s\" is not a key length this cluster can use.", bits);
-        return fail(err, FE_DATAKEY_E_USAGE, "argument of --data-encryption must be 128 or 256",
-                    detail,
-                    "Give -y or --data-encryption for a 128-bit key, --data-encryption=256 for a "
-                    "256-bit key.");
+        return fe_datakey_error_set(
+            err, FE_DATAKEY_E_USAGE, "argument of --data-encryption must be 128 or 256", detail,
+            "Give -y or --data-encryption for a 128-bit key, --data-encryption=256 for a "
+            "256-bit key.");
     }
     return 1;
 }
 
 void initdb_datakey_set_copy_key_from(const char* path) {
     copy_key_from = path;
-}
-
-const char* initdb_datakey_help(void) {
-    static char* text;
-
-    if (text == NULL) {
-        static const char head[] =
-            "  -y, --data-encryption[=128|256]\n"
-            "                            encrypt the cluster with a new data encryption key\n"
-            "                            of this many bits (default 128)\n";
-        static const char tail[] =
-            "      --copy-key-from=FILE  use the data encryption key of another cluster,\n"
-            "                            unwrapped from FILE (its pg_encryption/key.bin)\n";
-        const char* ours = fe_datakey_options_help(OUR_OPTIONS);
-        size_t len = strlen(head) + strlen(ours) + strlen(tail) + 1;
-
-        text = malloc(len);
-        if (text == NULL)
-            return head;
-        snprintf(text, len, "%s%s%s", head, ours, tail);
-    }
-    return text;
 }
 
 /*
@@ -108,14 +77,15 @@ static int check_copy_path(const char* path, fe_datakey_error** err) {
         snprintf(message, sizeof(message),
                  "could not access file \"%.1000s\" given with --copy-key-from: %s", path,
                  strerror(errno));
-        return fail(err, FE_DATAKEY_E_IO, message, NULL, NULL);
+        return fe_datakey_error_set(err, FE_DATAKEY_E_IO, message, NULL, NULL);
     }
     if (!S_ISREG(st.st_mode)) {
         char detail[1200];
 
         snprintf(detail, sizeof(detail), "\"%.1000s\" is not a regular file.", path);
-        return fail(err, FE_DATAKEY_E_USAGE, "invalid key file given with --copy-key-from", detail,
-                    "Give the pg_encryption/key.bin file of the cluster whose key to use.");
+        return fe_datakey_error_set(
+            err, FE_DATAKEY_E_USAGE, "invalid key file given with --copy-key-from", detail,
+            "Give the pg_encryption/key.bin file of the cluster whose key to use.");
     }
     return 1;
 }
@@ -130,15 +100,17 @@ int initdb_datakey_validate(fe_datakey_error** err) {
         else if (copy_key_from != NULL)
             message = "option --copy-key-from can only be used with data encryption (-y)";
         if (message != NULL)
-            return fail(err, FE_DATAKEY_E_USAGE, message, NULL,
-                        "Add -y (or --data-encryption) to create an encrypted cluster, or leave "
-                        "these options out.");
+            return fe_datakey_error_set(
+                err, FE_DATAKEY_E_USAGE, message, NULL,
+                "Add -y (or --data-encryption) to create an encrypted cluster, or leave "
+                "these options out.");
         /* The variables alone are ignored: they may be set for every tool. */
         return 1;
     }
 
     if (options == NULL)
-        return fail(err, FE_DATAKEY_E_INTERNAL, "key options were not parsed", NULL, NULL);
+        return fe_datakey_error_set(err, FE_DATAKEY_E_INTERNAL, "key options were not parsed", NULL,
+                                    NULL);
     fe_datakey_free(wrap_command);
     fe_datakey_free(unwrap_command);
     wrap_command = unwrap_command = NULL;
@@ -182,7 +154,7 @@ int initdb_datakey_load_key(fe_datakey_error** err) {
                      "The key in \"%.200s\" is a %d-bit key, but --data-encryption=%d was given.",
                      copy_key_from, fe_datakey_key_bits(copied), requested_bits);
             fe_datakey_key_free(copied);
-            return fail(
+            return fe_datakey_error_set(
                 err, FE_DATAKEY_E_USAGE,
                 "key length of the copied key does not match --data-encryption", detail,
                 "Leave out the key length to take the copied key's, or give the matching one.");
@@ -213,7 +185,8 @@ int initdb_datakey_finish(const char* pg_data, fe_datakey_error** err) {
     if (!validated)
         return 1;
     if (key == NULL)
-        return fail(err, FE_DATAKEY_E_INTERNAL, "no data encryption key was prepared", NULL, NULL);
+        return fe_datakey_error_set(err, FE_DATAKEY_E_INTERNAL,
+                                    "no data encryption key was prepared", NULL, NULL);
 
     if (!fe_datakey_store_create(pg_data, wrap_command, key, NO_TIMEOUT, err))
         return 0;
@@ -221,7 +194,7 @@ int initdb_datakey_finish(const char* pg_data, fe_datakey_error** err) {
     len = strlen(pg_data) + sizeof("/postgresql.conf");
     conf_path = malloc(len);
     if (conf_path == NULL)
-        return fail(err, FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
+        return fe_datakey_error_set(err, FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
     snprintf(conf_path, len, "%s/postgresql.conf", pg_data);
     ok = fe_datakey_conf_set_unwrap_command(conf_path, unwrap_command, err);
     free(conf_path);

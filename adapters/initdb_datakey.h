@@ -37,19 +37,13 @@ struct option; /* <getopt.h> */
  * longopts are initdb's own, as it passes them to getopt_long.
  */
 extern int initdb_datakey_parse_args(int* argc, char** argv, const char* shortopts,
-                                 const struct option* longopts, fe_datakey_error** err);
+                                     const struct option* longopts, fe_datakey_error** err);
 
 /* -y (bits NULL: the default, 128) or --data-encryption[=128|256]. */
 extern int initdb_datakey_set_data_encryption(const char* bits, fe_datakey_error** err);
 
 /* --copy-key-from=FILE: the wrapped key file of another cluster. */
 extern void initdb_datakey_set_copy_key_from(const char* path);
-
-/*
- * Lines for initdb --help: -y/--data-encryption, the key commands and
- * --copy-key-from, in PostgreSQL's layout. Static.
- */
-extern const char* initdb_datakey_help(void);
 
 /*
  * Checks the options: key options need -y; with -y both commands must be

@@ -29,19 +29,16 @@ typedef struct rewind_datakey rewind_datakey;
  * shortopts and longopts are pg_rewind's own, as given to getopt_long.
  */
 extern rewind_datakey* rewind_datakey_init(int* argc, char** argv, const char* shortopts,
-                                   const struct option* longopts, fe_datakey_error** err);
+                                           const struct option* longopts, fe_datakey_error** err);
 extern void rewind_datakey_free(rewind_datakey* ext);
-
-/* --help lines for the options this adapter adds. */
-extern const char* rewind_datakey_help(void);
 
 /*
  * Records the key state of a source data directory (--source-pgdata): its
  * pg_control's data_encryption_version and data_encryption_key_length, which
  * its key files must agree with, and its key check.
  */
-extern int rewind_datakey_source_directory(rewind_datakey* ext, const char* datadir, unsigned version,
-                                       unsigned bits, fe_datakey_error** err);
+extern int rewind_datakey_source_directory(rewind_datakey* ext, const char* datadir,
+                                           unsigned version, unsigned bits, fe_datakey_error** err);
 
 /*
  * Records the key state of a source server (--source-server): the fields of
@@ -49,27 +46,29 @@ extern int rewind_datakey_source_directory(rewind_datakey* ext, const char* data
  * is missing).
  */
 extern int rewind_datakey_source_server(rewind_datakey* ext, unsigned version, unsigned bits,
-                                    const char* check, size_t check_len, fe_datakey_error** err);
+                                        const char* check, size_t check_len,
+                                        fe_datakey_error** err);
 
 /*
  * The pre-flight check, run before anything is modified, with the target's
  * pg_control fields: both clusters' fields equal, the target's key files
  * agreeing with them; for encrypted clusters, the unwrap command must be
  * given, must unwrap and verify the target's key, and that key must be the
- * one the source's key check describes.
+ * one the source's key check describes; then the command is handed over
+ * (rewind_datakey_server_options).
  */
-extern int rewind_datakey_check_target(rewind_datakey* ext, const char* target_datadir, unsigned version,
-                                   unsigned bits, fe_datakey_error** err);
+extern int rewind_datakey_check_target(rewind_datakey* ext, const char* target_datadir,
+                                       unsigned version, unsigned bits, fe_datakey_error** err);
 
 /*
- * Prepares the server runs on the target (single-user crash recovery): when
- * the target is encrypted, puts the unwrap command into this process's
- * environment as PGDATAKEYUNWRAPCMD, which those servers inherit, and returns
- * the text to add to their shell command line so that they use it,
- * " -c data_encryption_key_unwrap_command=" (an empty setting makes the
- * server take the variable); "" when the target is not encrypted. The
- * command itself never goes on a command line. NULL with an error when no
- * command was given.
+ * For the server runs on the target (single-user crash recovery): after a
+ * check of encrypted clusters, the check has put the unwrap command into
+ * this process's environment as PGDATAKEYUNWRAPCMD, which those servers
+ * inherit, and this returns the text to add to their shell command line so
+ * that they use it, " -c data_encryption_key_unwrap_command=" (an empty
+ * setting makes the server take the variable); "" when the target is not
+ * encrypted. The command itself never goes on a command line. Never NULL
+ * (err is kept for the patch's call).
  */
 extern const char* rewind_datakey_server_options(rewind_datakey* ext, fe_datakey_error** err);
 

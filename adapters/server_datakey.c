@@ -12,9 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The frontends' variable, the server's fallback for an empty setting. */
-#define UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
-
 static fe_datakey_key* loaded_key;
 /* The process that loaded it: a forked child sees its memory zeroed. */
 static pid_t loaded_by;
@@ -119,15 +116,15 @@ static int initial_environment(char** start, char** end) {
 }
 
 void server_datakey_forget_command_variable(void) {
-    static const char prefix[] = UNWRAP_VARIABLE "=";
-    char* value = getenv(UNWRAP_VARIABLE);
+    static const char prefix[] = FE_DATAKEY_UNWRAP_VARIABLE "=";
+    char* value = getenv(FE_DATAKEY_UNWRAP_VARIABLE);
     char* start;
     char* end;
     char* p;
 
     if (value != NULL)
         wipe(value, strlen(value));
-    unsetenv(UNWRAP_VARIABLE);
+    unsetenv(FE_DATAKEY_UNWRAP_VARIABLE);
     if (!initial_environment(&start, &end))
         return;
     for (p = start; p < end; p += strnlen(p, (size_t)(end - p)) + 1)
@@ -138,23 +135,23 @@ void server_datakey_forget_command_variable(void) {
 int server_datakey_command_origin(const char* setting) {
     if (setting != NULL && setting[0] != '\0')
         return SERVER_EXT_COMMAND_SETTING;
-    if (getenv(UNWRAP_VARIABLE) != NULL)
+    if (getenv(FE_DATAKEY_UNWRAP_VARIABLE) != NULL)
         return SERVER_EXT_COMMAND_ENVIRONMENT;
     return SERVER_EXT_COMMAND_NONE;
 }
 
-static fe_datakey_error* not_configured(void) {
-    return fe_datakey_error_new(
-        FE_DATAKEY_E_COMMAND_MISSING, "data encryption key unwrap command not configured",
+static int not_configured(fe_datakey_error** err) {
+    return fe_datakey_error_set(
+        err, FE_DATAKEY_E_COMMAND_MISSING, "data encryption key unwrap command not configured",
         "pg_control says the cluster is encrypted, but neither " FE_DATAKEY_UNWRAP_SETTING
-        " nor the environment variable " UNWRAP_VARIABLE " is set.",
+        " nor the environment variable " FE_DATAKEY_UNWRAP_VARIABLE " is set.",
         "Set " FE_DATAKEY_UNWRAP_SETTING " in postgresql.conf to the command that "
         "writes the key to standard output (\"-\" if it is stored without wrapping).");
 }
 
 int server_datakey_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
-                        const char* setting, int timeout_seconds,
-                        fe_datakey_interrupt_fn interrupted, fe_datakey_error** err) {
+                            const char* setting, int timeout_seconds,
+                            fe_datakey_interrupt_fn interrupted, fe_datakey_error** err) {
     fe_datakey_key* key;
     const char* command;
     const char* origin;
@@ -171,13 +168,11 @@ int server_datakey_load_key(const char* datadir, unsigned encryption_version, un
         origin = FE_DATAKEY_UNWRAP_SETTING;
         break;
     case SERVER_EXT_COMMAND_ENVIRONMENT:
-        command = getenv(UNWRAP_VARIABLE);
-        origin = UNWRAP_VARIABLE;
+        command = getenv(FE_DATAKEY_UNWRAP_VARIABLE);
+        origin = FE_DATAKEY_UNWRAP_VARIABLE;
         break;
     default:
-        fe_datakey_error_free(*err);
-        *err = not_configured();
-        return 0;
+        return not_configured(err);
     }
     if (!fe_datakey_command_validate(FE_DATAKEY_ROLE_UNWRAP, command, origin, err))
         return 0;

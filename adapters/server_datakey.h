@@ -56,9 +56,9 @@ extern int server_datakey_command_origin(const char* setting);
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int server_datakey_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
-                               const char* setting, int timeout_seconds,
-                               fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
+extern int server_datakey_load_key(const char* datadir, unsigned encryption_version,
+                                   unsigned key_bits, const char* setting, int timeout_seconds,
+                                   fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
 
 /*
  * Removes PGDATAKEYUNWRAPCMD from the environment and overwrites its value,

@@ -25,11 +25,8 @@ typedef struct upgrade_datakey upgrade_datakey;
  * shortopts and longopts are pg_upgrade's own, as given to getopt_long.
  */
 extern upgrade_datakey* upgrade_datakey_init(int* argc, char** argv, const char* shortopts,
-                                     const struct option* longopts, fe_datakey_error** err);
+                                             const struct option* longopts, fe_datakey_error** err);
 extern void upgrade_datakey_free(upgrade_datakey* ext);
-
-/* --help lines for the options this adapter adds. */
-extern const char* upgrade_datakey_help(void);
 
 /* One cluster as pg_upgrade knows it. */
 typedef struct upgrade_datakey_cluster {
@@ -48,9 +45,10 @@ typedef struct upgrade_datakey_cluster {
  * into this process's environment as PGDATAKEYUNWRAPCMD for the servers
  * pg_upgrade starts (see upgrade_datakey_server_options).
  */
-extern int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_datakey_cluster* old_cluster,
-                                      const upgrade_datakey_cluster* new_cluster,
-                                      fe_datakey_error** err);
+extern int upgrade_datakey_check_clusters(upgrade_datakey* ext,
+                                          const upgrade_datakey_cluster* old_cluster,
+                                          const upgrade_datakey_cluster* new_cluster,
+                                          fe_datakey_error** err);
 
 /*
  * Text to add to pg_ctl -o for a server start: after a successful check of

@@ -241,11 +241,6 @@ void require_file(const std::string& path) {
 
 } // namespace
 
-bool is_encrypted(const std::string& datadir) {
-    struct stat st;
-    return stat(join(datadir, key_file).c_str(), &st) == 0;
-}
-
 bool group_access(const std::string& datadir) {
     struct stat st;
     if (stat(datadir.c_str(), &st) != 0)

@@ -74,8 +74,4 @@ const char* environment_name(Role role); // "PGDATAKEYWRAPCMD"
 // "". Arguments from a "--" on are operands and are left as they are.
 std::vector<std::string> split_empty_values(const std::vector<std::string>& args);
 
-// Lines for a utility's --help, in PostgreSQL's layout.
-// `column`: how many characters stand before each description (initdb's 28).
-std::string help_text(unsigned accepted, int column = 28);
-
 } // namespace fe_datakey

@@ -16,10 +16,6 @@ constexpr const char* key_directory = "pg_encryption";
 constexpr const char* key_file = "pg_encryption/key.bin";
 constexpr const char* key_check_file = "pg_encryption/key.check";
 
-// True when DATADIR/pg_encryption/key.bin exists. Whether a cluster is
-// encrypted is recorded in its pg_control (key_state.hpp), not in this.
-bool is_encrypted(const std::string& datadir);
-
 // 0700, or 0750 when the data directory grants group access (initdb -g).
 bool group_access(const std::string& datadir);
 
