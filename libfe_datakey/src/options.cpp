@@ -67,17 +67,6 @@ Error usage_error(const po::error& e) {
     return Error(ErrorCode::usage, message);
 }
 
-bool has_placeholder(const std::string& command) {
-    for (std::size_t i = 0; i + 1 < command.size(); ++i) {
-        if (command[i] != '%')
-            continue;
-        if (command[i + 1] == 'p')
-            return true;
-        ++i; // skip the character after %, so "%%p" is a literal "%p"
-    }
-    return false;
-}
-
 std::string origin_of(Role role, const CommandSetting& setting) {
     if (setting.source == Source::environment)
         return std::string("the environment variable ") + environment_name(role);
