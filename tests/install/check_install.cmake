@@ -13,6 +13,15 @@ set(prefix ${WORK_DIR}/prefix)
 file(REMOVE_RECURSE ${WORK_DIR})
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 
+# Only C headers an outside user can link against: the C API and the
+# adapters' headers, none of the library's internal C++ headers.
+file(GLOB headers RELATIVE ${prefix}/include/fe_datakey ${prefix}/include/fe_datakey/*)
+list(SORT headers)
+set(expected fe_datakey.h initdb_datakey.h rewind_datakey.h server_datakey.h upgrade_datakey.h)
+if(NOT headers STREQUAL expected)
+  message(FATAL_ERROR "installed headers: ${headers}; expected: ${expected}")
+endif()
+
 # The CMake package.
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/cmake -DCMAKE_PREFIX_PATH=${prefix})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/cmake)
