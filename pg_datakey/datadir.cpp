@@ -58,7 +58,7 @@ bool is_disagreement(const fe_datakey::KeyStateFinding& f) {
 
 EncryptionState encryption_state(const std::string& datadir) {
     EncryptionState s;
-    s.control = fe_datakey::read_control_file(datadir);
+    s.control = read_control_file(datadir);
     s.key_file = present(datadir + "/" + fe_datakey::key_file);
     s.key_check = present(datadir + "/" + fe_datakey::key_check_file);
     // The library's check, the one the server and the other programs make.

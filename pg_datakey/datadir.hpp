@@ -2,7 +2,8 @@
 // it is encrypted is what its pg_control says, never whether a file exists.
 #pragma once
 
-#include "fe_datakey/control_file.hpp"
+#include "control_file.hpp"
+
 #include "fe_datakey/key_state.hpp"
 
 #include <optional>
@@ -18,7 +19,7 @@ std::string resolve_data_directory(const std::optional<std::string>& option);
 
 // pg_control's encryption fields set against the key files.
 struct EncryptionState {
-    fe_datakey::ControlFile control;
+    ControlFile control;
     bool key_file = false;  // pg_encryption/key.bin exists (any type)
     bool key_check = false; // pg_encryption/key.check exists
     // Every finding of the library's key-state check (key_state.hpp).
