@@ -40,8 +40,9 @@ extern int server_datakey_command_origin(const char* setting);
 /*
  * For the cluster in datadir, whose pg_control records encryption_version
  * (0: not encrypted) and key_bits: checks that the key files agree with
- * pg_control (a key file in an unencrypted cluster is an error, and so is a
- * missing one in an encrypted cluster). When it is encrypted, runs the unwrap
+ * pg_control (key.bin or key.check in an unencrypted cluster is an error,
+ * and so is a missing or unreadable one in an encrypted cluster: the
+ * library's key-state check, fe_datakey_store_check_state). When it is encrypted, runs the unwrap
  * command (see server_datakey_command_origin; setting is the value of
  * data_encryption_key_unwrap_command) in the data directory with the given
  * timeout (0: none), verifies the key against pg_encryption/key.check and

@@ -217,9 +217,11 @@ extern int fe_datakey_check_equal(const fe_datakey_check* a,
 /*
  * Checks the key files of a data directory against the encryption state its
  * pg_control records (data_encryption_version, data_encryption_key_length):
- * version 0 and no key file, or version 1 with a key file that can be
- * accessed and a key check for a key of that many bits. Runs no command.
- * Returns 1, or 0 with an error saying what disagrees.
+ * version 0 and neither key.bin nor key.check (a lone key.check is refused
+ * too), or version 1 with a readable regular key.bin and a valid key check
+ * for a key of that many bits. Runs no command. Returns 1, or 0 with the
+ * first disagreement as the error (files named relative to the data
+ * directory).
  */
 extern int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
                                         fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
