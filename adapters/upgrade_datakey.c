@@ -12,10 +12,6 @@
 #define COPY_KEY_HINT                                                                              \
     "Create the new cluster with \"initdb -y --copy-key-from=OLD_DATADIR/" FE_DATAKEY_KEY_FILE "\"."
 
-struct upgrade_datakey {
-    fe_datakey_pair* pair;
-};
-
 static const fe_datakey_pair_names names = {
     "old and new clusters",
     "old",
@@ -25,27 +21,18 @@ static const fe_datakey_pair_names names = {
     COPY_KEY_HINT,
 };
 
+/* The handle is the library's pair of clusters. */
+static fe_datakey_pair* pair_of(upgrade_datakey* ext) {
+    return (fe_datakey_pair*)ext;
+}
+
 upgrade_datakey* upgrade_datakey_init(int* argc, char** argv, const char* shortopts,
                                       const struct option* longopts, fe_datakey_error** err) {
-    upgrade_datakey* ext = calloc(1, sizeof(upgrade_datakey));
-
-    if (ext == NULL) {
-        fe_datakey_error_set(err, FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
-        return NULL;
-    }
-    ext->pair = fe_datakey_pair_new(&names, argc, argv, shortopts, longopts, err);
-    if (ext->pair == NULL) {
-        upgrade_datakey_free(ext);
-        return NULL;
-    }
-    return ext;
+    return (upgrade_datakey*)fe_datakey_pair_new(&names, argc, argv, shortopts, longopts, err);
 }
 
 void upgrade_datakey_free(upgrade_datakey* ext) {
-    if (ext == NULL)
-        return;
-    fe_datakey_pair_free(ext->pair);
-    free(ext);
+    fe_datakey_pair_free(pair_of(ext));
 }
 
 /* Each key is unwrapped with the command its server will use. */
@@ -57,7 +44,7 @@ static int set_cluster(upgrade_datakey* ext, int which, const upgrade_datakey_cl
     if (conf_file == NULL)
         return fe_datakey_error_set(err, FE_DATAKEY_E_INTERNAL, "out of memory", NULL, NULL);
     sprintf(conf_file, "%s/postgresql.conf", cluster->confdir);
-    ok = fe_datakey_pair_set_directory(ext->pair, which, cluster->pgdata, conf_file,
+    ok = fe_datakey_pair_set_directory(pair_of(ext), which, cluster->pgdata, conf_file,
                                        cluster->version, cluster->bits, 1, err);
     free(conf_file);
     return ok;
@@ -68,9 +55,9 @@ int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_datakey_c
                                    fe_datakey_error** err) {
     return set_cluster(ext, FE_DATAKEY_PAIR_FIRST, old_cluster, err) &&
            set_cluster(ext, FE_DATAKEY_PAIR_SECOND, new_cluster, err) &&
-           fe_datakey_pair_compare(ext->pair, err);
+           fe_datakey_pair_compare(pair_of(ext), err);
 }
 
 const char* upgrade_datakey_server_options(const upgrade_datakey* ext) {
-    return fe_datakey_pair_server_options(ext->pair);
+    return fe_datakey_pair_server_options((const fe_datakey_pair*)ext);
 }

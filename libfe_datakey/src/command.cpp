@@ -179,6 +179,19 @@ void make_pipe(Role role, Fd& read_end, Fd& write_end) {
     write_end = std::move(ends[1]);
 }
 
+// The pipe between us and a command: its standard input for a wrap (the key
+// goes in), its standard output for an unwrap (the key comes out). Our end
+// is non-blocking, so that every wait is the watch's.
+void command_pipe(Role role, Fd& child_end, Fd& our_end) {
+    Fd read_end, write_end;
+    make_pipe(role, read_end, write_end);
+    child_end = std::move(role == Role::wrap ? read_end : write_end);
+    our_end = std::move(role == Role::wrap ? write_end : read_end);
+    if (fcntl(our_end.get(), F_SETFL, O_NONBLOCK) != 0)
+        throw spawn_error(role,
+                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
+}
+
 // Marks every descriptor >= 3 close-on-exec. Runs in the forked child, so it
 // uses raw system calls only.
 void mark_cloexec_from_3() {
@@ -762,11 +775,7 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
     const Role role = Role::wrap;
     Watch watch(options.timeout_seconds);
     Fd child_stdin, to_child;
-    make_pipe(role, child_stdin, to_child);
-    if (fcntl(to_child.get(), F_SETFL, O_NONBLOCK) != 0)
-        throw spawn_error(role,
-                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
-
+    command_pipe(role, child_stdin, to_child);
     Terminal terminal;
     Running child(spawn(role, expanded_command, options, child_stdin.get(), -1, terminal),
                   terminal);
@@ -803,12 +812,8 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
                         const RunOptions& options) {
     const Role role = Role::unwrap;
     Watch watch(options.timeout_seconds);
-    Fd from_child, child_stdout;
-    make_pipe(role, from_child, child_stdout);
-
-    if (fcntl(from_child.get(), F_SETFL, O_NONBLOCK) != 0)
-        throw spawn_error(role,
-                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
+    Fd child_stdout, from_child;
+    command_pipe(role, child_stdout, from_child);
     Terminal terminal;
     Running child(spawn(role, expanded_command, options, -1, child_stdout.get(), terminal),
                   terminal);

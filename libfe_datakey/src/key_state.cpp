@@ -54,22 +54,20 @@ void unencrypted(const std::string& datadir, std::vector<KeyStateFinding>& out) 
     const std::string hint = "If the cluster was never encrypted, remove the directory " +
                              in_quotes(key_directory) +
                              "; otherwise restore global/pg_control from a backup.";
-    if (exists(path_in(datadir, key_file)))
-        out.push_back({Kind::key_files_unencrypted,
-                       Error(ErrorCode::not_encrypted,
-                             "data directory holds a data encryption key, but pg_control says the "
-                             "cluster is not encrypted",
-                             "The file " + in_quotes(key_file) +
-                                 " exists, and the data encryption version in pg_control is 0.",
-                             hint)});
-    if (exists(path_in(datadir, key_check_file)))
-        out.push_back({Kind::key_files_unencrypted,
-                       Error(ErrorCode::not_encrypted,
-                             "data directory holds a data encryption key check, but pg_control "
-                             "says the cluster is not encrypted",
-                             "The file " + in_quotes(key_check_file) +
-                                 " exists, and the data encryption version in pg_control is 0.",
-                             hint)});
+    struct KeyStoreFile {
+        const char* path;
+        const char* what;
+    };
+    for (const KeyStoreFile& f : {KeyStoreFile{key_file, "a data encryption key"},
+                                  KeyStoreFile{key_check_file, "a data encryption key check"}})
+        if (exists(path_in(datadir, f.path)))
+            out.push_back({Kind::key_files_unencrypted,
+                           Error(ErrorCode::not_encrypted,
+                                 std::string("data directory holds ") + f.what +
+                                     ", but pg_control says the cluster is not encrypted",
+                                 "The file " + in_quotes(f.path) +
+                                     " exists, and the data encryption version in pg_control is 0.",
+                                 hint)});
 }
 
 void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {
