@@ -21,13 +21,14 @@
 #include "fe_datakey/fe_datakey.h"
 
 #ifdef __cplusplus
-extern "C" {
+extern "C"
+{
 #endif
 
 /* Where the unwrap command comes from (server_datakey_command_origin). */
 #define SERVER_EXT_COMMAND_NONE 0
-#define SERVER_EXT_COMMAND_SETTING 1     /* data_encryption_key_unwrap_command */
-#define SERVER_EXT_COMMAND_ENVIRONMENT 2 /* PGDATAKEYUNWRAPCMD */
+#define SERVER_EXT_COMMAND_SETTING 1	/* data_encryption_key_unwrap_command */
+#define SERVER_EXT_COMMAND_ENVIRONMENT 2	/* PGDATAKEYUNWRAPCMD */
 
 /*
  * Which value server_datakey_load_key runs: the setting when it is not empty,
@@ -35,7 +36,7 @@ extern "C" {
  * pg_upgrade and pg_rewind can hand a command to the servers they start
  * without putting it on a command line).
  */
-extern int server_datakey_command_origin(const char* setting);
+extern int	server_datakey_command_origin(const char *setting);
 
 /*
  * For the cluster in datadir, whose pg_control records encryption_version
@@ -57,9 +58,12 @@ extern int server_datakey_command_origin(const char* setting);
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int server_datakey_load_key(const char* datadir, unsigned encryption_version,
-                                   unsigned key_bits, const char* setting, int timeout_seconds,
-                                   fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
+extern int	server_datakey_load_key(const char *datadir,
+									unsigned encryption_version,
+									unsigned key_bits, const char *setting,
+									int timeout_seconds,
+									fe_datakey_interrupt_fn interrupted,
+									fe_datakey_error **err);
 
 /*
  * Removes PGDATAKEYUNWRAPCMD from the environment and overwrites its value,
@@ -75,14 +79,14 @@ extern void server_datakey_unload_key(void);
  * 1 when this process has loaded a key; 0 in a child forked after the load,
  * whose copy of the key's memory is zeroed.
  */
-extern int server_datakey_key_loaded(void);
+extern int	server_datakey_key_loaded(void);
 
 /* The key this process loaded, or NULL (and 0 bits) when none is. */
-extern const fe_datakey_key* server_datakey_key(void);
-extern int server_datakey_key_bits(void);
+extern const fe_datakey_key *server_datakey_key(void);
+extern int	server_datakey_key_bits(void);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* SERVER_DATAKEY_H */
+#endif							/* SERVER_DATAKEY_H */
