@@ -26,30 +26,28 @@
 #include "fe_datakey/fe_datakey.h"
 
 #ifdef __cplusplus
-extern "C" {
+extern "C"
+{
 #endif
 
-struct option; /* <getopt.h> */
+struct option;					/* <getopt.h> */
 
 /*
  * Removes --key-wrap-command, --key-unwrap-command and --no-key-wrap from
  * argv and reads PGDATAKEYWRAPCMD / PGDATAKEYUNWRAPCMD. shortopts and
  * longopts are initdb's own, as it passes them to getopt_long.
  */
-extern int initdb_datakey_parse_args(int* argc, char** argv, const char* shortopts,
-                                 const struct option* longopts, fe_datakey_error** err);
+extern int	initdb_datakey_parse_args(int *argc, char **argv,
+									  const char *shortopts,
+									  const struct option *longopts,
+									  fe_datakey_error **err);
 
 /* -y (bits NULL: the default, 128) or --data-encryption[=128|256]. */
-extern int initdb_datakey_set_data_encryption(const char* bits, fe_datakey_error** err);
+extern int	initdb_datakey_set_data_encryption(const char *bits,
+											   fe_datakey_error **err);
 
 /* --copy-key-from=FILE: the wrapped key file of another cluster. */
-extern void initdb_datakey_set_copy_key_from(const char* path);
-
-/*
- * Lines for initdb --help: -y/--data-encryption, the key commands and
- * --copy-key-from, in PostgreSQL's layout. Static.
- */
-extern const char* initdb_datakey_help(void);
+extern void initdb_datakey_set_copy_key_from(const char *path);
 
 /*
  * Checks the options: key options need -y; with -y both commands must be
@@ -57,10 +55,10 @@ extern const char* initdb_datakey_help(void);
  * --copy-key-from path must exist and be safe in a shell command. Runs no
  * command and creates nothing.
  */
-extern int initdb_datakey_validate(fe_datakey_error** err);
+extern int	initdb_datakey_validate(fe_datakey_error **err);
 
 /* 1 when the new cluster is encrypted (-y given and validated). */
-extern int initdb_datakey_enabled(void);
+extern int	initdb_datakey_enabled(void);
 
 /*
  * Generates the new key in locked memory, or unwraps the --copy-key-from
@@ -68,14 +66,16 @@ extern int initdb_datakey_enabled(void);
  * and against --data-encryption=N). Never runs the unwrap command for a new
  * key. Does nothing when encryption is off.
  */
-extern int initdb_datakey_load_key(fe_datakey_error** err);
+extern int	initdb_datakey_load_key(fe_datakey_error **err);
 
 /* After initdb_datakey_load_key(): the key length in bits. */
-extern int initdb_datakey_key_bits(void);
+extern int	initdb_datakey_key_bits(void);
+
 /* 1 when the key was copied from another cluster. */
-extern int initdb_datakey_key_copied(void);
+extern int	initdb_datakey_key_copied(void);
+
 /* 1 when the key is stored without wrapping ("-"). */
-extern int initdb_datakey_plaintext_mode(void);
+extern int	initdb_datakey_plaintext_mode(void);
 
 /*
  * Creates pg_encryption/ in pg_data (modes from the data directory's own:
@@ -83,7 +83,7 @@ extern int initdb_datakey_plaintext_mode(void);
  * writes key.check, and sets data_encryption_key_unwrap_command in
  * pg_data/postgresql.conf. Does nothing when encryption is off.
  */
-extern int initdb_datakey_finish(const char* pg_data, fe_datakey_error** err);
+extern int	initdb_datakey_finish(const char *pg_data, fe_datakey_error **err);
 
 /* Wipes and frees the key. */
 extern void initdb_datakey_cleanup(void);
@@ -92,4 +92,4 @@ extern void initdb_datakey_cleanup(void);
 }
 #endif
 
-#endif /* INITDB_DATAKEY_H */
+#endif							/* INITDB_DATAKEY_H */

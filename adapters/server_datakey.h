@@ -21,13 +21,14 @@
 #include "fe_datakey/fe_datakey.h"
 
 #ifdef __cplusplus
-extern "C" {
+extern "C"
+{
 #endif
 
 /* Where the unwrap command comes from (server_datakey_command_origin). */
 #define SERVER_EXT_COMMAND_NONE 0
-#define SERVER_EXT_COMMAND_SETTING 1     /* data_encryption_key_unwrap_command */
-#define SERVER_EXT_COMMAND_ENVIRONMENT 2 /* PGDATAKEYUNWRAPCMD */
+#define SERVER_EXT_COMMAND_SETTING 1	/* data_encryption_key_unwrap_command */
+#define SERVER_EXT_COMMAND_ENVIRONMENT 2	/* PGDATAKEYUNWRAPCMD */
 
 /*
  * Which value server_datakey_load_key runs: the setting when it is not empty,
@@ -35,13 +36,14 @@ extern "C" {
  * pg_upgrade and pg_rewind can hand a command to the servers they start
  * without putting it on a command line).
  */
-extern int server_datakey_command_origin(const char* setting);
+extern int	server_datakey_command_origin(const char *setting);
 
 /*
  * For the cluster in datadir, whose pg_control records encryption_version
  * (0: not encrypted) and key_bits: checks that the key files agree with
- * pg_control (a key file in an unencrypted cluster is an error, and so is a
- * missing one in an encrypted cluster). When it is encrypted, runs the unwrap
+ * pg_control (key.bin or key.check in an unencrypted cluster is an error,
+ * and so is a missing or unreadable one in an encrypted cluster: the
+ * library's key-state check, fe_datakey_store_check_state). When it is encrypted, runs the unwrap
  * command (see server_datakey_command_origin; setting is the value of
  * data_encryption_key_unwrap_command) in the data directory with the given
  * timeout (0: none), verifies the key against pg_encryption/key.check and
@@ -56,9 +58,12 @@ extern int server_datakey_command_origin(const char* setting);
  * When a failed command may have wanted to prompt and the process has no
  * controlling terminal, the error's hint says so.
  */
-extern int server_datakey_load_key(const char* datadir, unsigned encryption_version, unsigned key_bits,
-                               const char* setting, int timeout_seconds,
-                               fe_datakey_interrupt_fn interrupted, fe_datakey_error** err);
+extern int	server_datakey_load_key(const char *datadir,
+									unsigned encryption_version,
+									unsigned key_bits, const char *setting,
+									int timeout_seconds,
+									fe_datakey_interrupt_fn interrupted,
+									fe_datakey_error **err);
 
 /*
  * Removes PGDATAKEYUNWRAPCMD from the environment and overwrites its value,
@@ -74,14 +79,14 @@ extern void server_datakey_unload_key(void);
  * 1 when this process has loaded a key; 0 in a child forked after the load,
  * whose copy of the key's memory is zeroed.
  */
-extern int server_datakey_key_loaded(void);
+extern int	server_datakey_key_loaded(void);
 
 /* The key this process loaded, or NULL (and 0 bits) when none is. */
-extern const fe_datakey_key* server_datakey_key(void);
-extern int server_datakey_key_bits(void);
+extern const fe_datakey_key *server_datakey_key(void);
+extern int	server_datakey_key_bits(void);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* SERVER_DATAKEY_H */
+#endif							/* SERVER_DATAKEY_H */

@@ -15,7 +15,8 @@
 #include "fe_datakey/fe_datakey.h"
 
 #ifdef __cplusplus
-extern "C" {
+extern "C"
+{
 #endif
 
 typedef struct upgrade_datakey upgrade_datakey;
@@ -24,19 +25,21 @@ typedef struct upgrade_datakey upgrade_datakey;
  * Removes --key-unwrap-command from argv and reads PGDATAKEYUNWRAPCMD.
  * shortopts and longopts are pg_upgrade's own, as given to getopt_long.
  */
-extern upgrade_datakey* upgrade_datakey_init(int* argc, char** argv, const char* shortopts,
-                                     const struct option* longopts, fe_datakey_error** err);
-extern void upgrade_datakey_free(upgrade_datakey* ext);
-
-/* --help lines for the options this adapter adds. */
-extern const char* upgrade_datakey_help(void);
+extern upgrade_datakey *upgrade_datakey_init(int *argc, char **argv,
+											 const char *shortopts,
+											 const struct option *longopts,
+											 fe_datakey_error **err);
+extern void upgrade_datakey_free(upgrade_datakey *ext);
 
 /* One cluster as pg_upgrade knows it. */
-typedef struct upgrade_datakey_cluster {
-    const char* pgdata;  /* data directory */
-    const char* confdir; /* directory of postgresql.conf (pg_upgrade -d/-D) */
-    unsigned version;    /* pg_control's data_encryption_version (0: none) */
-    unsigned bits;       /* pg_control's data_encryption_key_length */
+typedef struct upgrade_datakey_cluster
+{
+	const char *pgdata;			/* data directory */
+	const char *confdir;		/* directory of postgresql.conf (pg_upgrade
+								 * -d/-D) */
+	unsigned	version;		/* pg_control's data_encryption_version (0:
+								 * none) */
+	unsigned	bits;			/* pg_control's data_encryption_key_length */
 } upgrade_datakey_cluster;
 
 /*
@@ -48,9 +51,10 @@ typedef struct upgrade_datakey_cluster {
  * into this process's environment as PGDATAKEYUNWRAPCMD for the servers
  * pg_upgrade starts (see upgrade_datakey_server_options).
  */
-extern int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_datakey_cluster* old_cluster,
-                                      const upgrade_datakey_cluster* new_cluster,
-                                      fe_datakey_error** err);
+extern int	upgrade_datakey_check_clusters(upgrade_datakey *ext,
+										   const upgrade_datakey_cluster *old_cluster,
+										   const upgrade_datakey_cluster *new_cluster,
+										   fe_datakey_error **err);
 
 /*
  * Text to add to pg_ctl -o for a server start: after a successful check of
@@ -58,10 +62,10 @@ extern int upgrade_datakey_check_clusters(upgrade_datakey* ext, const upgrade_da
  * data_encryption_key_unwrap_command=" (an empty setting makes the server
  * take PGDATAKEYUNWRAPCMD from its environment); else "". Never the command.
  */
-extern const char* upgrade_datakey_server_options(const upgrade_datakey* ext);
+extern const char *upgrade_datakey_server_options(const upgrade_datakey *ext);
 
 #ifdef __cplusplus
 }
 #endif
 
-#endif /* UPGRADE_DATAKEY_H */
+#endif							/* UPGRADE_DATAKEY_H */

@@ -3,14 +3,12 @@
 #include "exit_status.hpp"
 #include "trust.hpp"
 
+#include "fe_datakey/key_state.hpp"
 #include "fe_datakey/store.hpp"
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 namespace pg_datakey {
 
@@ -48,64 +46,45 @@ bool present(const std::string& path) {
     return false;
 }
 
-// Why the key file cannot be read, or empty when it can.
-std::string unreadable(const std::string& path) {
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0)
-        return std::string("could not stat it: ") + std::strerror(errno);
-    if (!S_ISREG(st.st_mode))
-        return "it is not a regular file";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return std::string("could not open it: ") + std::strerror(errno);
-    ::close(fd);
-    return {};
+using Kind = fe_datakey::KeyStateFinding::Kind;
+
+// A finding that means pg_control and the key files disagree (exit 13); a
+// malformed or unreadable key.check is its own failure (exit_check_invalid).
+bool is_disagreement(const fe_datakey::KeyStateFinding& f) {
+    return f.kind != Kind::key_check_invalid;
 }
 
 } // namespace
 
 EncryptionState encryption_state(const std::string& datadir) {
     EncryptionState s;
-    s.control = fe_datakey::read_control_file(datadir);
-    std::string key = datadir + "/" + fe_datakey::key_file;
-    s.key_file = present(key);
+    s.control = read_control_file(datadir);
+    s.key_file = present(datadir + "/" + fe_datakey::key_file);
     s.key_check = present(datadir + "/" + fe_datakey::key_check_file);
-    const std::string where = "pg_control of \"" + datadir + "\"";
-    if (s.control.encrypted()) {
-        std::string why;
-        if (!s.key_file)
-            why = "key file \"" + std::string(fe_datakey::key_file) + "\" is missing";
-        else if (std::string u = unreadable(key); !u.empty())
-            why = "key file \"" + std::string(fe_datakey::key_file) + "\" is unreadable: " + u;
-        else if (!s.key_check)
-            why = "key check file \"" + std::string(fe_datakey::key_check_file) + "\" is missing";
-        if (!why.empty()) {
-            s.disagreement = "the cluster is encrypted but its " + why;
-            s.disagreement_detail = "The " + where + " says data encryption version " +
-                                    std::to_string(s.control.data_encryption_version) + " with a " +
-                                    std::to_string(s.control.data_encryption_key_length) +
-                                    "-bit key. Without the key file the cluster cannot be opened.";
+    // The library's check, the one the server and the other programs make.
+    s.findings = fe_datakey::key_state_findings(datadir, s.control.data_encryption_version,
+                                                s.control.data_encryption_key_length);
+    for (const auto& f : s.findings) {
+        if (is_disagreement(f)) {
+            s.disagreement = f.error.message();
+            s.disagreement_detail = f.error.detail();
+            s.disagreement_hint = f.error.hint();
+            break;
         }
-    } else if (s.key_file || s.key_check) {
-        s.disagreement = "the cluster is not encrypted but has key files";
-        s.disagreement_detail =
-            "The " + where +
-            (s.control.has_encryption_fields
-                 ? std::string(" says data encryption version 0")
-                 : " has version " + std::to_string(s.control.pg_control_version) +
-                       ", which has no data encryption fields") +
-            ", yet \"" + (s.key_file ? fe_datakey::key_file : fe_datakey::key_check_file) +
-            "\" exists.";
     }
     return s;
 }
 
 void require_agreement(const EncryptionState& state) {
+    if (!state.findings.empty() && !is_disagreement(state.findings.front()))
+        throw state.findings.front().error;
     if (!state.disagreement.empty())
         throw ToolError(exit_key_files_disagree, state.disagreement, state.disagreement_detail,
-                        "Restore the key files from a backup of this cluster, or find out why "
-                        "pg_control and the directory \"" +
-                            std::string(fe_datakey::key_directory) + "\" disagree.");
+                        !state.disagreement_hint.empty()
+                            ? state.disagreement_hint
+                            : "Restore the key files from a backup of this cluster, or find out "
+                              "why pg_control and the directory \"" +
+                                  std::string(fe_datakey::key_directory) + "\" disagree.");
 }
 
 EncryptionState require_encrypted(const std::string& datadir) {

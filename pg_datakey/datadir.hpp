@@ -2,10 +2,13 @@
 // it is encrypted is what its pg_control says, never whether a file exists.
 #pragma once
 
-#include "fe_datakey/control_file.hpp"
+#include "control_file.hpp"
+
+#include "fe_datakey/key_state.hpp"
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace pg_datakey {
 
@@ -16,19 +19,23 @@ std::string resolve_data_directory(const std::optional<std::string>& option);
 
 // pg_control's encryption fields set against the key files.
 struct EncryptionState {
-    fe_datakey::ControlFile control;
+    ControlFile control;
     bool key_file = false;  // pg_encryption/key.bin exists (any type)
     bool key_check = false; // pg_encryption/key.check exists
-    // Why pg_control and the files disagree; empty when they agree.
+    // Every finding of the library's key-state check (key_state.hpp).
+    std::vector<fe_datakey::KeyStateFinding> findings;
+    // The first finding by which pg_control and the files disagree; empty
+    // when they agree.
     std::string disagreement;
     std::string disagreement_detail;
+    std::string disagreement_hint;
 };
 
-// Reads pg_control (throws its errors) and looks at the key files.
+// Reads pg_control (throws its errors) and checks the key files against it.
 EncryptionState encryption_state(const std::string& datadir);
 
-// Throws ToolError(exit_key_files_disagree) when the state has a
-// disagreement.
+// Fails on the first finding: ToolError(exit_key_files_disagree) for a
+// disagreement, the library's error for a malformed key check.
 void require_agreement(const EncryptionState& state);
 
 // The cluster must be encrypted per pg_control and its key files must be

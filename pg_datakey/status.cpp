@@ -8,6 +8,7 @@
 
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
+#include "fe_datakey/key_state.hpp"
 #include "fe_datakey/store.hpp"
 
 #include <algorithm>
@@ -85,6 +86,11 @@ Status collect_status(const std::string& datadir, const ConfigLocation& config) 
     s.encrypted = state.control.encrypted();
     s.disagreement = state.disagreement;
     s.disagreement_detail = state.disagreement_detail;
+    // Every finding of the key-state check: the first disagreement is the
+    // error status ends with, the others are warnings.
+    for (const auto& f : state.findings)
+        if (f.error.message() != s.disagreement)
+            s.warnings.push_back(f.error.message());
     collect_files(s);
     if (::access(config.path.c_str(), F_OK) != 0)
         s.warnings.push_back("configuration file \"" + config.path +
@@ -98,17 +104,12 @@ Status collect_status(const std::string& datadir, const ConfigLocation& config) 
 
     if (s.encrypted) {
         try {
-            if (state.key_check) {
-                fe_datakey::KeyCheck check = fe_datakey::read_key_check(datadir);
-                s.key_bits = check.bits;
-                s.check_value = check.kcv;
-                if (static_cast<std::uint32_t>(check.bits) != s.data_encryption_key_length)
-                    s.warnings.push_back("the key check is for a " + std::to_string(check.bits) +
-                                         "-bit key but pg_control says " +
-                                         std::to_string(s.data_encryption_key_length));
+            if (auto check = fe_datakey::find_key_check(datadir)) {
+                s.key_bits = check->bits;
+                s.check_value = check->kcv;
             }
-        } catch (const fe_datakey::Error& e) {
-            s.warnings.push_back(e.message());
+        } catch (const fe_datakey::Error&) {
+            // A finding of the key-state check, reported above.
         }
         if (!s.unwrap_command)
             s.warnings.push_back("the configuration names no key unwrap command; the server "

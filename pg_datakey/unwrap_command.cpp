@@ -16,7 +16,8 @@ std::string resolve_unwrap_command(const fe_datakey::KeyOptions& options,
     if (!configured)
         throw fe_datakey::Error(
             fe_datakey::ErrorCode::command_missing, "key unwrap command not specified",
-            "Neither --key-unwrap-command nor the environment variable PGDATAKEYUNWRAPCMD is set, "
+            "Neither --key-unwrap-command nor the environment variable " FE_DATAKEY_UNWRAP_VARIABLE
+            " is set, "
             "and the configuration does not set " +
                 std::string(fe_datakey::unwrap_command_setting) + ".",
             "Give the command that reads the wrapped key from %p and writes the key to standard "

@@ -3,10 +3,12 @@
 // would be std::terminate inside initdb or the postmaster).
 #include "fe_datakey/fe_datakey.h"
 
+#include "fe_datakey/cluster_pair.hpp"
 #include "fe_datakey/command.hpp"
 #include "fe_datakey/conf.hpp"
 #include "fe_datakey/error.hpp"
 #include "fe_datakey/key.hpp"
+#include "fe_datakey/key_state.hpp"
 #include "fe_datakey/options.hpp"
 #include "fe_datakey/store.hpp"
 
@@ -31,6 +33,10 @@ struct fe_datakey_options {
 
 struct fe_datakey_key {
     Key key;
+};
+
+struct fe_datakey_pair {
+    ClusterPair pair;
 };
 
 namespace {
@@ -88,14 +94,24 @@ constexpr int c_code(ErrorCode code) {
     return FE_DATAKEY_E_INTERNAL;
 }
 
-// Replaces *err by the error `make` builds. When that fails too (out of
-// memory), *err is NULL, which every accessor reads as "out of memory".
+// The error stored when no other can be allocated: static, never freed, so
+// that a failed call always leaves an error object, and a NULL result with
+// *err still NULL always means "not set".
+fe_datakey_error out_of_memory{FE_DATAKEY_E_INTERNAL, "out of memory", {}, {}};
+
+void free_error(fe_datakey_error* err) noexcept {
+    if (err != &out_of_memory)
+        delete err;
+}
+
+// Replaces *err by the error `make` builds, or by out_of_memory when that
+// fails too.
 template <typename Make>
 void set_error_with(fe_datakey_error** err, Make&& make) noexcept {
     if (err == nullptr)
         return;
-    delete *err;
-    *err = nullptr;
+    free_error(*err);
+    *err = &out_of_memory;
     try {
         *err = new fe_datakey_error(make());
     } catch (...) {
@@ -229,20 +245,28 @@ int fe_datakey_error_code(const fe_datakey_error* err) noexcept {
     return err != nullptr ? err->code : FE_DATAKEY_E_INTERNAL;
 }
 void fe_datakey_error_free(fe_datakey_error* err) noexcept {
-    delete err;
+    free_error(err);
 }
 
 fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
                                        const char* hint) noexcept {
-    // Out of memory yields NULL, which every accessor above reads as such.
-    return or_fallback<fe_datakey_error*>(nullptr, [&] {
+    return or_fallback<fe_datakey_error*>(&out_of_memory, [&] {
         return new fe_datakey_error{code, message != nullptr ? message : "",
                                     detail != nullptr ? detail : "", hint != nullptr ? hint : ""};
     });
 }
 
+int fe_datakey_error_set(fe_datakey_error** err, int code, const char* message, const char* detail,
+                         const char* hint) noexcept {
+    set_error_with(err, [&] {
+        return fe_datakey_error{code, message != nullptr ? message : "",
+                                detail != nullptr ? detail : "", hint != nullptr ? hint : ""};
+    });
+    return 0;
+}
+
 void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) noexcept {
-    if (err == nullptr || prefix == nullptr)
+    if (err == nullptr || err == &out_of_memory || prefix == nullptr)
         return;
     try {
         err->message = prefix + err->message;
@@ -324,26 +348,10 @@ int fe_datakey_command_validate(int role, const char* command, const char* origi
     return guarded(err, [&] { validate_command(role_of(role), command, origin); });
 }
 
-const char* fe_datakey_options_help(unsigned accepted) noexcept {
-    // One static text per combination of the three option flags. A throwing
-    // initialisation is tried again on the next call.
-    return or_fallback<const char*>("", [&] {
-        static const std::string texts[8] = {help_text(0), help_text(1), help_text(2),
-                                             help_text(3), help_text(4), help_text(5),
-                                             help_text(6), help_text(7)};
-        return texts[accepted & 7u].c_str();
-    });
-}
-
 int fe_datakey_check_path(const char* path, fe_datakey_error** err) noexcept {
     if (!args_given(err, __func__, {ARG(path)}))
         return 0;
     return guarded(err, [&] { check_key_file_path(path); });
-}
-
-char* fe_datakey_options_help_at(unsigned accepted, int column) noexcept {
-    return or_fallback<char*>(nullptr,
-                              [&] { return copy_string(help_text(accepted & 7u, column)); });
 }
 
 void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn) noexcept {
@@ -393,12 +401,6 @@ int fe_datakey_check_equal(const fe_datakey_check* a, const fe_datakey_check* b)
     if (a == nullptr || b == nullptr || a->kcv[0] == '\0' || b->kcv[0] == '\0')
         return 0;
     return or_fallback(0, [&] { return to_check(a) == to_check(b) ? 1 : 0; });
-}
-
-int fe_datakey_is_encrypted(const char* datadir) noexcept {
-    if (datadir == nullptr)
-        return 1;
-    return or_fallback(1, [&] { return is_encrypted(datadir) ? 1 : 0; });
 }
 
 static_assert(FE_DATAKEY_CONTROL_VERSION == control_encryption_version,
@@ -457,6 +459,67 @@ fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* unwrap_co
             fill_check(*found, check);
     });
     return result;
+}
+
+fe_datakey_pair* fe_datakey_pair_new(const fe_datakey_pair_names* names, int* argc, char** argv,
+                                     const char* shortopts, const struct option* longopts,
+                                     fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(names), ARG(argc), ARG(argv)}))
+        return nullptr;
+    fe_datakey_pair* result = nullptr;
+    guarded(err, [&] {
+        auto text = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+        ClusterPairNames n{text(names->clusters),
+                           {text(names->first), text(names->second)},
+                           text(names->hint_differ),
+                           text(names->hint_differ_unencrypted),
+                           text(names->hint_other_key)};
+        UtilityOptions utility{shortopts != nullptr ? shortopts : "", longopts};
+        result = new fe_datakey_pair{
+            ClusterPair(std::move(n), KeyOptions::extract(*argc, argv, option_unwrap, utility))};
+    });
+    return result;
+}
+
+void fe_datakey_pair_free(fe_datakey_pair* pair) noexcept {
+    delete pair;
+}
+
+int fe_datakey_pair_set_directory(fe_datakey_pair* pair, int which, const char* datadir,
+                                  const char* config_file, unsigned version, unsigned bits,
+                                  int unwrap, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(pair), ARG(datadir)}))
+        return 0;
+    return guarded(err, [&] {
+        std::optional<std::string> conf;
+        if (config_file != nullptr)
+            conf = config_file;
+        pair->pair.set_directory(which == FE_DATAKEY_PAIR_SECOND ? 1 : 0, datadir, conf, version,
+                                 bits, unwrap != 0);
+    });
+}
+
+int fe_datakey_pair_set_remote(fe_datakey_pair* pair, int which, unsigned version, unsigned bits,
+                               const char* check, size_t check_len,
+                               fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(pair)}))
+        return 0;
+    return guarded(err, [&] {
+        std::optional<std::string> text;
+        if (check != nullptr)
+            text = std::string(check, check_len);
+        pair->pair.set_remote(which == FE_DATAKEY_PAIR_SECOND ? 1 : 0, version, bits, text);
+    });
+}
+
+int fe_datakey_pair_compare(fe_datakey_pair* pair, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(pair)}))
+        return 0;
+    return guarded(err, [&] { pair->pair.compare(); });
+}
+
+const char* fe_datakey_pair_server_options(const fe_datakey_pair* pair) noexcept {
+    return pair != nullptr ? pair->pair.server_options() : "";
 }
 
 int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,

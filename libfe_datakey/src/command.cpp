@@ -48,24 +48,35 @@ bool is_plaintext_mode(const std::string& command) {
     return command == "-";
 }
 
-std::string expand_command(const std::string& command, const std::string& path) {
-    std::string out;
-    out.reserve(command.size() + path.size());
+std::vector<std::string> split_at_placeholders(const std::string& command) {
+    std::vector<std::string> pieces(1);
     for (std::size_t i = 0; i < command.size(); i++) {
         if (command[i] == '%' && i + 1 < command.size()) {
             if (command[i + 1] == 'p') {
-                out += path;
+                pieces.emplace_back();
                 i++;
                 continue;
             }
             if (command[i + 1] == '%') {
-                out += '%';
+                pieces.back() += '%';
                 i++;
                 continue;
             }
         }
-        out += command[i];
+        pieces.back() += command[i];
     }
+    return pieces;
+}
+
+bool has_placeholder(const std::string& command) {
+    return split_at_placeholders(command).size() > 1;
+}
+
+std::string expand_command(const std::string& command, const std::string& path) {
+    std::vector<std::string> pieces = split_at_placeholders(command);
+    std::string out = pieces.front();
+    for (std::size_t i = 1; i < pieces.size(); i++)
+        out += path + pieces[i];
     return out;
 }
 
@@ -166,6 +177,19 @@ void make_pipe(Role role, Fd& read_end, Fd& write_end) {
     }
     read_end = std::move(ends[0]);
     write_end = std::move(ends[1]);
+}
+
+// The pipe between us and a command: its standard input for a wrap (the key
+// goes in), its standard output for an unwrap (the key comes out). Our end
+// is non-blocking, so that every wait is the watch's.
+void command_pipe(Role role, Fd& child_end, Fd& our_end) {
+    Fd read_end, write_end;
+    make_pipe(role, read_end, write_end);
+    child_end = std::move(role == Role::wrap ? read_end : write_end);
+    our_end = std::move(role == Role::wrap ? write_end : read_end);
+    if (fcntl(our_end.get(), F_SETFL, O_NONBLOCK) != 0)
+        throw spawn_error(role,
+                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
 }
 
 // Marks every descriptor >= 3 close-on-exec. Runs in the forked child, so it
@@ -283,6 +307,28 @@ std::atomic<InterruptCheck> interrupt_check{nullptr};
 // Why a run stopped before the command ended.
 enum class Stop { none, timeout, interrupt };
 
+// Milliseconds from now until `t`, rounded up; 0 once it has passed.
+long long ms_until(Clock::time_point t) {
+    return std::max<long long>(
+        0, std::chrono::ceil<std::chrono::milliseconds>(t - Clock::now()).count());
+}
+
+// One poll for at most `ms` (-1: no limit), until `fd` (when >= 0) is
+// readable or `pidfd` (when >= 0) says the command exited. Returns 1 when fd
+// is readable, 0 otherwise (also on EINTR), -1 with errno on an error.
+int poll_once(int fd, int pidfd, int ms) {
+    pollfd p[2];
+    nfds_t n = 0;
+    if (fd >= 0)
+        p[n++] = {fd, POLLIN, 0};
+    if (pidfd >= 0)
+        p[n++] = {pidfd, POLLIN, 0};
+    int r = poll(p, n, ms);
+    if (r < 0)
+        return errno == EINTR ? 0 : -1;
+    return fd >= 0 && p[0].revents != 0 ? 1 : 0;
+}
+
 // The limits on a run: the timeout (none when 0) and the caller's interrupt
 // check, asked at most every kInterruptCheckMs.
 class Watch {
@@ -296,14 +342,9 @@ public:
     // For poll(): -1 when nothing limits the wait, else the milliseconds
     // until the deadline or the next interrupt check (0 once due).
     int slice_ms() const {
-        long long left = -1;
-        if (deadline_)
-            left = std::max<long long>(
-                0, std::chrono::ceil<std::chrono::milliseconds>(*deadline_ - Clock::now()).count());
+        long long left = deadline_ ? ms_until(*deadline_) : -1;
         if (check_ != nullptr) {
-            long long to_check = std::max<long long>(
-                0,
-                std::chrono::ceil<std::chrono::milliseconds>(next_check_ - Clock::now()).count());
+            long long to_check = ms_until(next_check_);
             left = left < 0 ? to_check : std::min(left, to_check);
         }
         return static_cast<int>(std::min<long long>(left, INT_MAX));
@@ -404,6 +445,20 @@ public:
         return true;
     }
 
+    // The one wait on a running command: at most the watch's slice, until
+    // the command exits or `fd` (when >= 0) is readable. Without a pidfd the
+    // exit cannot be seen, so the slice is a short backoff (1 ms growing to
+    // 50 ms) and the caller looks again. Returns 1 when fd is readable, 0
+    // otherwise (also on EINTR), -1 with errno on an error.
+    int wait_slice(const Watch& watch, int fd) {
+        int slice = watch.slice_ms();
+        if (pidfd_.get() < 0) {
+            slice = slice < 0 ? backoff_ms_ : std::min(slice, backoff_ms_);
+            backoff_ms_ = std::min(backoff_ms_ * 2, 50);
+        }
+        return poll_once(fd, pidfd_.get(), slice);
+    }
+
     // Stop::none once the command has finished.
     Stop wait(Watch& watch) {
         if (!watch.active()) {
@@ -411,21 +466,13 @@ public:
             finished();
             return Stop::none;
         }
-        int backoff_ms = 1;
         for (;;) {
             if (finished())
                 return Stop::none;
             if (Stop stop = watch.check(); stop != Stop::none)
                 return stop;
-            int slice = watch.slice_ms();
-            if (pidfd_.get() >= 0) {
-                pollfd p{pidfd_.get(), POLLIN, 0};
-                if (poll(&p, 1, slice) < 0 && errno != EINTR)
-                    throw_io_error("could not wait for child process", errno);
-            } else {
-                usleep(static_cast<useconds_t>(std::min(backoff_ms, slice)) * 1000);
-                backoff_ms = std::min(backoff_ms * 2, 50);
-            }
+            if (wait_slice(watch, -1) < 0)
+                throw_io_error("could not wait for child process", errno);
         }
     }
 
@@ -468,6 +515,7 @@ private:
     Fd pidfd_;
     bool reaped_ = false;
     int status_ = 0;
+    int backoff_ms_ = 1;
 };
 
 std::string seconds_text(int n) {
@@ -727,11 +775,7 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
     const Role role = Role::wrap;
     Watch watch(options.timeout_seconds);
     Fd child_stdin, to_child;
-    make_pipe(role, child_stdin, to_child);
-    if (fcntl(to_child.get(), F_SETFL, O_NONBLOCK) != 0)
-        throw spawn_error(role,
-                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
-
+    command_pipe(role, child_stdin, to_child);
     Terminal terminal;
     Running child(spawn(role, expanded_command, options, child_stdin.get(), -1, terminal),
                   terminal);
@@ -768,12 +812,8 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
                         const RunOptions& options) {
     const Role role = Role::unwrap;
     Watch watch(options.timeout_seconds);
-    Fd from_child, child_stdout;
-    make_pipe(role, from_child, child_stdout);
-
-    if (fcntl(from_child.get(), F_SETFL, O_NONBLOCK) != 0)
-        throw spawn_error(role,
-                          std::string("Could not set up a pipe: ") + std::strerror(errno) + ".");
+    Fd child_stdout, from_child;
+    command_pipe(role, child_stdout, from_child);
     Terminal terminal;
     Running child(spawn(role, expanded_command, options, -1, child_stdout.get(), terminal),
                   terminal);
@@ -799,24 +839,13 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
         } else if (Clock::now() >= *drain_until) {
             break;
         }
-        int wait_ms;
-        if (drain_until) {
-            wait_ms = static_cast<int>(std::max<long long>(
-                0,
-                std::chrono::ceil<std::chrono::milliseconds>(*drain_until - Clock::now()).count()));
-        } else {
-            wait_ms = watch.slice_ms();
-            if (child.pidfd() < 0) // no exit notification: look again soon
-                wait_ms = wait_ms < 0 ? 50 : std::min(wait_ms, 50);
-        }
-        pollfd p[2] = {{from_child.get(), POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
-        int r = poll(p, drain_until || child.pidfd() < 0 ? 1 : 2, wait_ms);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
+        // Once the command is gone only the pipe is left to wait for.
+        int r = drain_until
+                    ? poll_once(from_child.get(), -1, static_cast<int>(ms_until(*drain_until)))
+                    : child.wait_slice(watch, from_child.get());
+        if (r < 0)
             throw_io_error(std::string("could not read from ") + role_name(role), errno);
-        }
-        if (p[0].revents == 0)
+        if (r == 0)
             continue;
         std::size_t room = output.capacity() - output.size();
         ssize_t n = room > 0 ? read(from_child.get(), output.data() + output.size(), room)

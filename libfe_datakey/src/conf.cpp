@@ -2,8 +2,8 @@
 // with the quoting rules of PostgreSQL's configuration file parser.
 #include "fe_datakey/conf.hpp"
 
+#include "fe_datakey/durable_file.hpp"
 #include "fe_datakey/error.hpp"
-#include "fe_datakey/store.hpp"
 
 #include <cctype>
 #include <cerrno>

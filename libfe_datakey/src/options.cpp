@@ -5,6 +5,7 @@
 
 #include "argv_split.hpp"
 #include "fe_datakey/error.hpp"
+#include "fe_datakey/fe_datakey.h"
 
 #include <boost/program_options.hpp>
 
@@ -48,17 +49,6 @@ std::string map_variable(unsigned accepted, const std::string& variable) {
     if ((accepted & option_unwrap) && variable == environment_name(Role::unwrap))
         return unwrap_key;
     return {};
-}
-
-bool has_placeholder(const std::string& command) {
-    for (std::size_t i = 0; i + 1 < command.size(); ++i) {
-        if (command[i] != '%')
-            continue;
-        if (command[i + 1] == 'p')
-            return true;
-        ++i; // skip the character after %, so "%%p" is a literal "%p"
-    }
-    return false;
 }
 
 std::string origin_of(Role role, const CommandSetting& setting) {
@@ -108,7 +98,7 @@ const char* option_name(Role role) {
 }
 
 const char* environment_name(Role role) {
-    return role == Role::wrap ? "PGDATAKEYWRAPCMD" : "PGDATAKEYUNWRAPCMD";
+    return role == Role::wrap ? FE_DATAKEY_WRAP_VARIABLE : FE_DATAKEY_UNWRAP_VARIABLE;
 }
 
 KeyOptions KeyOptions::extract(int& argc, char** argv, unsigned accepted,
@@ -222,29 +212,6 @@ void validate_command_pair(const std::string& wrap, const std::string& unwrap) {
                     std::string("The key ") + (is_plaintext_mode(wrap) ? "wrap" : "unwrap") +
                         " command is \"-\" but the key " +
                         (is_plaintext_mode(wrap) ? "unwrap" : "wrap") + " command is not.");
-}
-
-std::string help_text(unsigned accepted, int column) {
-    // PostgreSQL's --help layout: options from column 3, descriptions from the
-    // utility's own column (initdb's is 29); an option too long for it gets a
-    // line of its own.
-    const std::size_t width = column > 0 ? static_cast<std::size_t>(column) : 28;
-    std::string text;
-    auto line = [&text, width](const char* option, const char* description) {
-        std::string o = std::string("  ") + option;
-        if (o.size() < width)
-            o.append(width - o.size(), ' ');
-        else
-            o += "\n" + std::string(width, ' ');
-        text += o + description + "\n";
-    };
-    if (accepted & option_wrap)
-        line("    --key-wrap-command=COMMAND", "command that wraps the data encryption key");
-    if (accepted & option_unwrap)
-        line("    --key-unwrap-command=COMMAND", "command that unwraps the data encryption key");
-    if (accepted & option_no_key_wrap)
-        line("    --no-key-wrap", "store the data encryption key without wrapping");
-    return text;
 }
 
 } // namespace fe_datakey

@@ -1,6 +1,7 @@
-// The key files inside a data directory, written the way PostgreSQL's
-// durable_rename() writes files: temporary name, fsync, rename, fsync of the
-// directory, so that a crash or a failed command never leaves a partial key.
+// The key files inside a data directory: key.bin written through the wrap
+// command (or as it is in "-" mode) and key.check, both durably
+// (durable_file.hpp), so that a crash or a failed command never leaves a
+// partial key; and the reading, unwrapping and verifying of a key.
 #include "fe_datakey/store.hpp"
 
 #include "fe_datakey/error.hpp"
@@ -8,7 +9,6 @@
 #include <openssl/crypto.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
@@ -27,11 +27,6 @@ std::string join(const std::string& dir, const std::string& rel) {
     return dir.empty() ? rel : dir + "/" + rel;
 }
 
-std::string parent_directory(const std::string& path) {
-    std::string parent = std::filesystem::path(path).parent_path().string();
-    return parent.empty() ? "." : parent;
-}
-
 mode_t directory_mode(bool group) {
     return group ? 0750 : 0700;
 }
@@ -43,130 +38,10 @@ std::string in_quotes(const std::string& path) {
     return "\"" + path + "\"";
 }
 
-// An open descriptor, closed on every path out.
-class FileHandle {
-public:
-    explicit FileHandle(int fd) : fd_(fd) {}
-    ~FileHandle() {
-        if (fd_ >= 0)
-            ::close(fd_);
-    }
-    FileHandle(const FileHandle&) = delete;
-    FileHandle& operator=(const FileHandle&) = delete;
-    int get() const { return fd_; }
-    // close() can report a delayed write error: check it when writing.
-    void close_checked(const std::string& path) {
-        int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0)
-            throw_io_error("could not close file " + in_quotes(path), errno);
-    }
-
-private:
-    int fd_;
-};
-
-void remove_if_exists(const std::string& path) {
-    if (unlink(path.c_str()) != 0 && errno != ENOENT)
-        throw_io_error("could not remove file " + in_quotes(path), errno);
-}
-
-void durable_rename(const std::string& from, const std::string& to) {
-    if (rename(from.c_str(), to.c_str()) != 0)
-        throw_io_error("could not rename file " + in_quotes(from) + " to " + in_quotes(to), errno);
-    fsync_path(parent_directory(to), true);
-}
-
-// The last steps of writing a file under a temporary name: its mode (the
-// umask may have taken bits away; the mode is ours to decide), fsync, close,
-// rename over `path` and fsync of the directory.
-void install_file(FileHandle& fd, mode_t mode, const std::string& tmp, const std::string& path) {
-    if (fchmod(fd.get(), mode) != 0)
-        throw_io_error("could not change permissions of file " + in_quotes(tmp), errno);
-    if (fsync(fd.get()) != 0)
-        throw_io_error("could not fsync file " + in_quotes(tmp), errno);
-    fd.close_checked(tmp);
-    durable_rename(tmp, path);
-}
-
-// Writes all of data to fd, retrying short writes and EINTR; an error names
-// `path`, the file fd is open on.
-void write_all(int fd, const void* data, std::size_t size, const std::string& path) {
-    const char* bytes = static_cast<const char*>(data);
-    std::size_t done = 0;
-    while (done < size) {
-        ssize_t n = write(fd, bytes + done, size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            throw_io_error("could not write file " + in_quotes(path), n < 0 ? errno : ENOSPC);
-        done += static_cast<std::size_t>(n);
-    }
-}
-
 void write_bytes_durably(const std::string& datadir, const std::string& relpath,
                          const unsigned char* data, std::size_t size) {
     replace_file_durably(join(datadir, relpath), data, size, file_mode(group_access(datadir)));
 }
-
-} // namespace
-
-void replace_file_durably(const std::string& path, const void* data, std::size_t size,
-                          mode_t mode) {
-    replace_file_durably(path, path + ".tmp", data, size, mode);
-}
-
-namespace {
-
-// Gives the temporary file the owner of the file it replaces. fchown comes
-// before install_file's fchmod: a chown by a non-root user clears the set-id
-// bits, which the mode then puts back where allowed.
-void give_owner(int fd, const std::string& path, const std::string& tmp, const FileOwner& owner) {
-    if (fchown(fd, owner.uid, owner.gid) == 0)
-        return;
-    int e = errno;
-    if (e != EPERM)
-        throw_io_error("could not change owner of file " + in_quotes(tmp), e);
-    throw Error(ErrorCode::io, "could not replace file " + in_quotes(path),
-                "The file is owned by user " + std::to_string(owner.uid) + " and group " +
-                    std::to_string(owner.gid) +
-                    ", and this program may not create a file owned by them, so the new file "
-                    "could not keep its owner. Nothing was changed.",
-                "Run the program as the file's owner, or make the file owned by the user and a "
-                "group of the user running the program.");
-}
-
-void write_and_install(const std::string& path, const std::string& tmp, const void* data,
-                       std::size_t size, mode_t mode, const FileOwner* owner) {
-    remove_if_exists(tmp);
-    try {
-        FileHandle fd(
-            open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode));
-        if (fd.get() < 0)
-            throw_io_error("could not create file " + in_quotes(tmp), errno);
-        if (owner != nullptr)
-            give_owner(fd.get(), path, tmp, *owner);
-        write_all(fd.get(), data, size, tmp);
-        install_file(fd, mode, tmp, path);
-    } catch (...) {
-        unlink(tmp.c_str());
-        throw;
-    }
-}
-
-} // namespace
-
-void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
-                          std::size_t size, mode_t mode) {
-    write_and_install(path, tmp, data, size, mode, nullptr);
-}
-
-void replace_file_durably(const std::string& path, const std::string& tmp, const void* data,
-                          std::size_t size, mode_t mode, const FileOwner& owner) {
-    write_and_install(path, tmp, data, size, mode, &owner);
-}
-
-namespace {
 
 // Reads a plaintext key file ("-" mode) straight into locked memory.
 SecureBuffer read_key_file(const std::string& path) {
@@ -201,13 +76,14 @@ SecureBuffer read_plaintext_key(const std::string& path) {
     return buf;
 }
 
-// The key check at `path`, or nothing when the file does not exist.
-std::optional<KeyCheck> read_check_file(const std::string& path) {
+// The key check at `path`, or nothing when the file does not exist; errors
+// name the file as `shown`.
+std::optional<KeyCheck> read_check_file(const std::string& path, const std::string& shown) {
     FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (fd.get() < 0) {
         if (errno == ENOENT)
             return std::nullopt;
-        throw_io_error("could not open file " + in_quotes(path), errno);
+        throw_io_error("could not open file " + in_quotes(shown), errno);
     }
     std::string text;
     char buf[512];
@@ -216,18 +92,18 @@ std::optional<KeyCheck> read_check_file(const std::string& path) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            throw_io_error("could not read file " + in_quotes(path), errno);
+            throw_io_error("could not read file " + in_quotes(shown), errno);
         if (n == 0)
             break;
         text.append(buf, static_cast<std::size_t>(n));
         if (text.size() > check_read_limit)
-            throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+            throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(shown),
                         "The file is larger than " + std::to_string(check_read_limit) + " bytes.");
     }
     try {
         return KeyCheck::parse(text);
     } catch (const Error& e) {
-        throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(path),
+        throw Error(ErrorCode::check_invalid, "invalid key check file " + in_quotes(shown),
                     e.detail(), e.hint());
     }
 }
@@ -240,28 +116,11 @@ void require_file(const std::string& path) {
 
 } // namespace
 
-bool is_encrypted(const std::string& datadir) {
-    struct stat st;
-    return stat(join(datadir, key_file).c_str(), &st) == 0;
-}
-
 bool group_access(const std::string& datadir) {
     struct stat st;
     if (stat(datadir.c_str(), &st) != 0)
         throw_io_error("could not stat directory " + in_quotes(datadir), errno);
     return (st.st_mode & S_IRGRP) != 0;
-}
-
-void fsync_path(const std::string& path, bool is_directory) {
-    int flags = O_RDONLY | O_CLOEXEC | (is_directory ? O_DIRECTORY : 0);
-    FileHandle fd(open(path.c_str(), flags));
-    if (fd.get() < 0)
-        throw_io_error(std::string("could not open ") + (is_directory ? "directory " : "file ") +
-                           in_quotes(path),
-                       errno);
-    // Some file systems cannot fsync a directory; PostgreSQL ignores that too.
-    if (fsync(fd.get()) != 0 && !(is_directory && (errno == EBADF || errno == EINVAL)))
-        throw_io_error("could not fsync file " + in_quotes(path), errno);
 }
 
 void write_file_durably(const std::string& datadir, const std::string& relpath,
@@ -344,9 +203,13 @@ void create_key_store(const std::string& datadir, const std::string& wrap_comman
     }
 }
 
+std::optional<KeyCheck> find_key_check(const std::string& datadir) {
+    return read_check_file(join(datadir, key_check_file), key_check_file);
+}
+
 KeyCheck read_key_check(const std::string& datadir) {
     std::string path = join(datadir, key_check_file);
-    std::optional<KeyCheck> check = read_check_file(path);
+    std::optional<KeyCheck> check = read_check_file(path, path);
     if (!check)
         throw Error(ErrorCode::check_invalid, "key check file " + in_quotes(path) + " is missing",
                     "The data encryption key cannot be verified without it.",
@@ -406,8 +269,8 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     check_path_is_shell_safe(relpath);
     require_file(key_file_path);
 
-    std::optional<KeyCheck> check =
-        read_check_file(join(parent.empty() ? "." : parent.string(), "key.check"));
+    std::string check_path = join(parent.empty() ? "." : parent.string(), "key.check");
+    std::optional<KeyCheck> check = read_check_file(check_path, check_path);
 
     SecureBuffer bytes;
     std::string source;
@@ -427,53 +290,6 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     if (check_found != nullptr)
         *check_found = check;
     return key;
-}
-
-void check_key_state(const std::string& datadir, unsigned version, unsigned bits) {
-    std::string key_path = join(datadir, key_file);
-    struct stat st;
-
-    if (version == 0) {
-        // No key file may exist: data written as if unencrypted would mix
-        // with data of a cluster that lost its pg_control state.
-        if (lstat(key_path.c_str(), &st) == 0 || errno != ENOENT)
-            throw Error(ErrorCode::not_encrypted,
-                        "data directory holds a data encryption key, but pg_control says the "
-                        "cluster is not encrypted",
-                        "The file " + in_quotes(key_path) +
-                            " exists, and the data encryption version in pg_control is 0.",
-                        "If the cluster was never encrypted, remove the directory " +
-                            in_quotes(join(datadir, key_directory)) +
-                            "; otherwise restore global/pg_control from a backup.");
-        return;
-    }
-    if (version != control_encryption_version)
-        throw Error(ErrorCode::check_invalid,
-                    "unsupported data encryption version " + std::to_string(version) +
-                        " in pg_control",
-                    "This version of fe_datakey supports data encryption version " +
-                        std::to_string(control_encryption_version) + ".");
-    if (bits != 128 && bits != 256)
-        throw Error(ErrorCode::check_invalid,
-                    "invalid data encryption key length in pg_control: " + std::to_string(bits) +
-                        " bits",
-                    "Valid key lengths are 128 and 256 bits.");
-    if (stat(key_path.c_str(), &st) != 0) {
-        int e = errno;
-        throw Error(ErrorCode::io,
-                    "data encryption key file " + in_quotes(key_path) + " is missing",
-                    "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
-                        "-bit key, but the file cannot be accessed: " + std::strerror(e) + ".",
-                    "Restore the file from a backup of this cluster: the cluster cannot be used "
-                    "without its key.");
-    }
-    KeyCheck check = read_key_check(datadir);
-    if (static_cast<unsigned>(check.bits) != bits)
-        throw Error(ErrorCode::check_invalid, "key check file does not match pg_control",
-                    "pg_control says the key has " + std::to_string(bits) + " bits, " +
-                        in_quotes(join(datadir, key_check_file)) + " says " +
-                        std::to_string(check.bits) + ".",
-                    "Restore the key files or global/pg_control from a backup of this cluster.");
 }
 
 } // namespace fe_datakey

@@ -51,10 +51,10 @@ command_checks_all(
 	[ 'pg_datakey', 'status', '-D', $pgdata ],
 	13,
 	[qr/^Encrypted:\s+yes$/m],
-	[qr/^pg_datakey: error: the cluster is encrypted but its key file "pg_encryption\/key.bin" is missing$/m],
+	[qr/^pg_datakey: error: data encryption key file "pg_encryption\/key.bin" is missing$/m],
 	'status: encrypted without key.bin is exit 13, still says encrypted, with a clear error');
 command_checks_all([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ],
-	13, [qr/"key_files_disagree":"the cluster is encrypted/], [],
+	13, [qr/"key_files_disagree":"data encryption key file \\"pg_encryption\/key.bin\\" is missing"/], [],
 	'status --json: exit 13 too, and the JSON says why');
 command_exit_is([ 'pg_datakey', 'verify', '-D', $pgdata ], 13, 'verify: exit 13');
 command_exit_is([ 'pg_datakey', 'rewrap', '-D', $pgdata, @rewrap ], 13, 'rewrap: exit 13');
@@ -94,7 +94,7 @@ command_checks_all(
 	[ 'pg_datakey', 'status', '-D', $plaindir ],
 	13,
 	[qr/^Encrypted:\s+no$/m],
-	[qr/the cluster is not encrypted but has key files/],
+	[qr/^pg_datakey: error: data directory holds a data encryption key, but pg_control says the cluster is not encrypted$/m],
 	'status: key files in an unencrypted cluster are exit 13, says not encrypted, with a clear error');
 command_exit_is([ 'pg_datakey', 'verify', '-D', $plaindir, '--key-unwrap-command=' . openssl_unwrap($pass) ],
 	13, 'verify: exit 13, even with a command that opens the file');

@@ -1,10 +1,11 @@
-// The pg_control reader: any bytes are parsed or refused with an io error,
+// pg_datakey's pg_control reader: any bytes are parsed or refused with an io error,
 // never read out of bounds. The input is also made into a file with a
 // correct CRC for one of the encryption layouts (its first byte chooses
 // which), which must then parse to exactly the fields at the documented
 // offsets (or be refused for impossible values), so the fuzzer reaches the
 // field checks behind the CRC.
-#include "fe_datakey/control_file.hpp"
+#include "control_file.hpp"
+
 #include "fe_datakey/error.hpp"
 
 #include "fuzz_support.hpp"
@@ -14,6 +15,7 @@
 #include <vector>
 
 using namespace fe_datakey;
+using namespace pg_datakey;
 
 namespace {
 

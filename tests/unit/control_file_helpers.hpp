@@ -1,10 +1,10 @@
-// Crafted global/pg_control files in the layout the library knows for the
-// version (see control_file.cpp for how the offsets were obtained), with a
-// correct CRC-32C unless told otherwise. An unknown version gets 15's stock
-// layout.
+// Crafted global/pg_control files in the layout pg_datakey knows for the
+// version (see pg_datakey/control_file.cpp for how the offsets were
+// obtained), with a correct CRC-32C unless told otherwise. An unknown
+// version gets 15's stock layout.
 #pragma once
 
-#include "fe_datakey/control_file.hpp"
+#include "control_file.hpp"
 
 #include <cstdint>
 #include <cstring>
@@ -25,20 +25,20 @@ inline std::vector<unsigned char> make_control_file(std::uint32_t version,
     put32(8, version);
     put32(12, 202209061); // catalog_version_no of PostgreSQL 15
     std::size_t crc_at = 288;
-    if (const fe_datakey::ControlLayout* layout = fe_datakey::find_control_layout(version)) {
+    if (const pg_datakey::ControlLayout* layout = pg_datakey::find_control_layout(version)) {
         crc_at = layout->crc;
         if (layout->has_encryption_fields()) {
             put32(layout->encryption_version, encryption_version);
             put32(layout->encryption_key_length, key_bits);
         }
     }
-    put32(crc_at, fe_datakey::crc32c(data.data(), crc_at));
+    put32(crc_at, pg_datakey::crc32c(data.data(), crc_at));
     return data;
 }
 
 inline void write_control_file(const std::string& datadir, const std::vector<unsigned char>& data) {
     ::mkdir((datadir + "/global").c_str(), 0700);
-    std::ofstream(datadir + "/" + fe_datakey::control_file, std::ios::binary)
+    std::ofstream(datadir + "/" + pg_datakey::control_file, std::ios::binary)
         .write(reinterpret_cast<const char*>(data.data()),
                static_cast<std::streamsize>(data.size()));
 }

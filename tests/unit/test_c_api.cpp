@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
 #include <vector>
 
 TEST(CApi, ExtractResolveAndFree) {
@@ -110,7 +111,8 @@ TEST(CApi, KeyStoreRoundTripAndChecks) {
     EXPECT_EQ(fe_datakey_key_length(key), 96u);
     ASSERT_EQ(fe_datakey_store_create(dir.path().c_str(), "cat > \"%p\"", key, 0, &err), 1)
         << fe_datakey_error_message(err);
-    EXPECT_EQ(fe_datakey_is_encrypted(dir.path().c_str()), 1);
+    struct stat st;
+    EXPECT_EQ(stat((dir / FE_DATAKEY_KEY_FILE).c_str(), &st), 0);
     fe_datakey_key* loaded = fe_datakey_store_load(dir.path().c_str(), "cat \"%p\"", 0, &err);
     ASSERT_NE(loaded, nullptr) << fe_datakey_error_message(err);
     ASSERT_EQ(fe_datakey_key_length(loaded), fe_datakey_key_length(key));
@@ -168,12 +170,6 @@ TEST(CApi, ConfAndQuoting) {
     ASSERT_NE(err, nullptr);
     EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_IO);
     fe_datakey_error_free(err);
-}
-
-TEST(CApi, HelpText) {
-    const char* help = fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP);
-    EXPECT_NE(std::strstr(help, "--key-unwrap-command=COMMAND"), nullptr);
-    EXPECT_EQ(std::strstr(help, "--no-key-wrap"), nullptr);
 }
 
 TEST(CApi, ErrorPrefixKeepsCodeDetailAndHint) {
@@ -254,20 +250,6 @@ TEST(CApi, StoreCheckStateAgainstPgControl) {
     fe_datakey_error_free(err);
 }
 
-TEST(CApi, HelpTextAtTheUtilitysColumn) {
-    char* help = fe_datakey_options_help_at(FE_DATAKEY_OPT_UNWRAP | FE_DATAKEY_OPT_NO_KEY_WRAP, 33);
-    ASSERT_NE(help, nullptr);
-    // Too long for the column: the option on its own line, the description
-    // below it at the column; a short one on the same line.
-    std::string text = help;
-    EXPECT_NE(text.find("      --key-unwrap-command=COMMAND\n" + std::string(33, ' ') +
-                        "command that unwraps"),
-              std::string::npos);
-    EXPECT_NE(text.find("      --no-key-wrap" + std::string(33 - 19, ' ') + "store the"),
-              std::string::npos);
-    fe_datakey_free(help);
-}
-
 TEST(CApi, CheckPath) {
     fe_datakey_error* err = nullptr;
     EXPECT_EQ(fe_datakey_check_path("/srv/old cluster/pg_encryption/key.bin", &err), 1);
@@ -309,9 +291,14 @@ static_assert(noexcept(fe_datakey_conf_quote(nullptr)));
 static_assert(noexcept(fe_datakey_shell_quote(nullptr)));
 static_assert(noexcept(fe_datakey_key_check_of(nullptr, nullptr)));
 static_assert(noexcept(fe_datakey_check_equal(nullptr, nullptr)));
-static_assert(noexcept(fe_datakey_is_encrypted(nullptr)));
-static_assert(noexcept(fe_datakey_options_help(0)));
-static_assert(noexcept(fe_datakey_options_help_at(0, 0)));
+static_assert(noexcept(fe_datakey_error_set(nullptr, 0, nullptr, nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_pair_new(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_pair_set_directory(nullptr, 0, nullptr, nullptr, 0, 0, 0,
+                                                     nullptr)));
+static_assert(noexcept(fe_datakey_pair_set_remote(nullptr, 0, 0, 0, nullptr, 0, nullptr)));
+static_assert(noexcept(fe_datakey_pair_compare(nullptr, nullptr)));
+static_assert(noexcept(fe_datakey_pair_server_options(nullptr)));
+static_assert(noexcept(fe_datakey_pair_free(nullptr)));
 static_assert(noexcept(fe_datakey_error_new(0, nullptr, nullptr, nullptr)));
 static_assert(noexcept(fe_datakey_error_prefix(nullptr, nullptr)));
 static_assert(noexcept(fe_datakey_options_extract(nullptr, nullptr, 0, nullptr, nullptr, nullptr)));
@@ -442,7 +429,6 @@ TEST(CApi, EveryEntryPointHasADefinedResultForNullArguments) {
     EXPECT_EQ(fe_datakey_check_equal(nullptr, nullptr), 0);
 
     // The key store and the configuration.
-    EXPECT_EQ(fe_datakey_is_encrypted(nullptr), 1);
     EXPECT_EQ(fe_datakey_store_check_state(nullptr, 0, 0, &err), 0);
     expect_invalid_argument(err, "datadir");
     const char* d = dir.path().c_str();

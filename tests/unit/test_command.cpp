@@ -114,6 +114,16 @@ TEST(ExpandCommand, ReplacesPercentPAndPercentPercent) {
     EXPECT_EQ(expand_command("%p", "a%pb%%"), "a%pb%%");
 }
 
+TEST(ExpandCommand, ThePlaceholderCheckReadsTheEscapesTheSameWay) {
+    // One reading: a command has a %p exactly when expanding it inserts the path.
+    for (const char* c : {"cat \"%p\"", "%%p", "%%%p", "100%", "%", "%x", "", "a %p %p"}) {
+        SCOPED_TRACE(c);
+        EXPECT_EQ(has_placeholder(c), expand_command(c, "\x01").find('\x01') != std::string::npos);
+    }
+    EXPECT_EQ(split_at_placeholders("a%pb%%c%p"), (std::vector<std::string>{"a", "b%c", ""}));
+    EXPECT_EQ(split_at_placeholders("%%p"), (std::vector<std::string>{"%p"}));
+}
+
 TEST(CheckPath, RefusesEachClassOfUnsafeCharacterAndNamesIt) {
     const std::pair<const char*, const char*> cases[] = {
         {"it's.bin", "a single quote"},

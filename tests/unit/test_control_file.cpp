@@ -1,4 +1,4 @@
-// The pg_control reader: layout per pg_control_version, CRC-32C checked.
+// pg_datakey's pg_control reader: layout per pg_control_version, CRC-32C checked.
 #include "control_file_helpers.hpp"
 #include "temp_dir.hpp"
 
@@ -9,6 +9,7 @@
 #include <utility>
 
 using namespace fe_datakey;
+using namespace pg_datakey;
 
 namespace {
 

@@ -312,16 +312,6 @@ TEST_F(OptionsTest, MessagesNeverCarryTheCommandText) {
     }
 }
 
-TEST_F(OptionsTest, HelpTextInPostgresLayout) {
-    std::string help = help_text(all_options);
-    EXPECT_NE(help.find("      --key-wrap-command=COMMAND\n"), std::string::npos);
-    EXPECT_NE(help.find("      --no-key-wrap         store"), std::string::npos);
-    EXPECT_EQ(help_text(option_unwrap).find("--key-wrap-command"), std::string::npos);
-    // Every description starts at column 29 (index 28).
-    std::size_t pos = help.find("command that wraps");
-    EXPECT_EQ(pos - help.rfind('\n', pos) - 1, 28u);
-}
-
 TEST(SplitEmptyValues, HandsAnEmptyValueOverAsItsOwnArgument) {
     using V = std::vector<std::string>;
     EXPECT_EQ(split_empty_values({"--key-unwrap-command=", "--key-wrap-command=c %p"}),

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <thread>
@@ -92,8 +93,56 @@ TEST(PgDatakeyState, KeyFilesInAnUnencryptedClusterAreRefused) {
         EXPECT_TRUE(opens(c.path(), fe_datakey::key_file, "-", c.key)); // nothing changed
         Status s = collect_status(c.path(), {c.conf(), "data directory"});
         EXPECT_FALSE(s.encrypted);
-        EXPECT_NE(s.disagreement.find("not encrypted but has key files"), std::string::npos);
+        EXPECT_EQ(s.disagreement, "data directory holds a data encryption key, but pg_control says "
+                                  "the cluster is not encrypted");
     }
+}
+
+TEST(PgDatakeyState, ALoneKeyCheckInAnUnencryptedClusterIsRefused) {
+    for (auto control : {make_control_file(1301, 0, 0), make_control_file(1300)}) {
+        FakeCluster c;
+        write_control_file(c.path(), control);
+        ::unlink((c.dir / fe_datakey::key_file).c_str());
+        EXPECT_EQ(exit_of([&] { require_encrypted(c.path()); }), exit_key_files_disagree);
+        EXPECT_EQ(exit_of([&] { verify(c.path(), "-", 0); }), exit_key_files_disagree);
+        EXPECT_EQ(exit_of([&] { rewrap(request(c, b64_wrap, b64_unwrap)); }),
+                  exit_key_files_disagree);
+        EXPECT_FALSE(c.exists(fe_datakey::key_file)); // nothing created
+        Status s = collect_status(c.path(), {c.conf(), "data directory"});
+        EXPECT_FALSE(s.encrypted);
+        EXPECT_EQ(s.disagreement, "data directory holds a data encryption key check, but "
+                                  "pg_control says the cluster is not encrypted");
+    }
+}
+
+TEST(PgDatakeyState, StatusReportsEveryFinding) {
+    FakeCluster c;
+    ::unlink((c.dir / fe_datakey::key_file).c_str());
+    ::unlink((c.dir / fe_datakey::key_check_file).c_str());
+    Status s = collect_status(c.path(), {c.conf(), "data directory"});
+    EXPECT_EQ(s.disagreement, "data encryption key file \"pg_encryption/key.bin\" is missing");
+    EXPECT_NE(std::find(s.warnings.begin(), s.warnings.end(),
+                        "key check file \"pg_encryption/key.check\" is missing"),
+              s.warnings.end());
+    // The other verbs fail on the first.
+    try {
+        require_encrypted(c.path());
+        ADD_FAILURE() << "accepted";
+    } catch (const ToolError& e) {
+        EXPECT_EQ(e.status(), exit_key_files_disagree);
+        EXPECT_EQ(e.message(), s.disagreement);
+    }
+}
+
+TEST(PgDatakeyState, AMalformedKeyCheckIsNotADisagreement) {
+    FakeCluster c;
+    write_text(c.dir / fe_datakey::key_check_file, "fe_datakey key check 1\nbits 128\n");
+    EXPECT_EQ(exit_of([&] { require_encrypted(c.path()); }), exit_check_invalid);
+    Status s = collect_status(c.path(), {c.conf(), "data directory"});
+    EXPECT_TRUE(s.disagreement.empty());
+    EXPECT_NE(std::find(s.warnings.begin(), s.warnings.end(),
+                        "invalid key check file \"pg_encryption/key.check\""),
+              s.warnings.end());
 }
 
 TEST(PgDatakeyState, StockClusterWithoutKeyFilesIsNotEncrypted) {

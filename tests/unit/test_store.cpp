@@ -50,10 +50,10 @@ protected:
 } // namespace
 
 TEST_F(Store, CreateAndLoadRoundTrip) {
-    EXPECT_FALSE(is_encrypted(datadir));
+    EXPECT_FALSE(exists(in_data(key_file)));
     Key key = Key::generate(128);
     create_key_store(datadir, cat_wrap, key, opts());
-    EXPECT_TRUE(is_encrypted(datadir));
+    EXPECT_TRUE(exists(in_data(key_file)));
     EXPECT_EQ(read_text(in_data(key_file)), text_of(key.bytes()));
     EXPECT_EQ(read_key_check(datadir), KeyCheck::of(key));
     EXPECT_EQ(read_text(in_data(key_check_file)), KeyCheck::of(key).serialize());
@@ -376,7 +376,6 @@ TEST_F(Store, LoadKeyFileRefusesUnsafeNamesButNotUnsafeDirectories) {
 TEST_F(Store, LoadKeyOfAMissingKeyFileIsAnIoError) {
     create_key_store(datadir, cat_wrap, Key::generate(128), opts());
     ASSERT_EQ(unlink(in_data(key_file).c_str()), 0);
-    EXPECT_FALSE(is_encrypted(datadir));
     Error e = error_of([&] { load_key(datadir, cat_unwrap, opts()); });
     EXPECT_EQ(e.code(), ErrorCode::io);
     EXPECT_NE(e.message().find("No such file or directory"), std::string::npos) << e.message();

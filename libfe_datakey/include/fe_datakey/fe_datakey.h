@@ -17,11 +17,11 @@
  * - err itself may be NULL: the call still fails (0 / NULL), with no error
  *   object. A previous *err is freed before a new one is stored.
  * - Calls without an error argument return 0 / NULL for a NULL handle or
- *   string (fe_datakey_is_encrypted: 1, see there); free functions accept
- *   NULL.
- * - Out of memory anywhere is a failure with the message "out of memory"
- *   (*err may then be NULL, which the accessors read as out of memory),
- *   never success with a NULL result.
+ *   string; free functions accept NULL.
+ * - Out of memory anywhere is a failure with an error object whose message
+ *   is "out of memory", never success with a NULL result: a call that
+ *   returns NULL with *err NULL (fe_datakey_conf_get_unwrap_command) always
+ *   means "not set".
  * - A fe_datakey_check's kcv is read no further than its array, NUL or not.
  */
 #ifndef FE_DATAKEY_H
@@ -76,16 +76,25 @@ extern void fe_datakey_error_free(fe_datakey_error* err) FE_DATAKEY_NOEXCEPT;
 
 /*
  * For adapters that report errors of their own through the same channel.
- * detail and hint may be NULL. NULL only when out of memory;
- * the accessors treat NULL as an out-of-memory error.
+ * detail and hint may be NULL. When out of memory, a static "out of memory"
+ * error, which fe_datakey_error_free leaves alone. Never NULL.
  */
 extern fe_datakey_error* fe_datakey_error_new(int code, const char* message, const char* detail,
                                               const char* hint) FE_DATAKEY_NOEXCEPT;
 
 /*
+ * Stores a new error in *err, freeing the one there before (LevelDB's
+ * SaveError); nothing when err is NULL. When out of memory, *err is the
+ * static "out of memory" error. Returns 0, so that a failing
+ * call can end with "return fe_datakey_error_set(err, ...);".
+ */
+extern int fe_datakey_error_set(fe_datakey_error** err, int code, const char* message,
+                                const char* detail, const char* hint) FE_DATAKEY_NOEXCEPT;
+
+/*
  * Puts prefix before the primary message of err (e.g. to say which cluster
  * failed), keeping its code, detail and hint. On out of memory err is left
- * as it was; a NULL err (out of memory already) stays NULL.
+ * as it was.
  */
 extern void fe_datakey_error_prefix(fe_datakey_error* err, const char* prefix) FE_DATAKEY_NOEXCEPT;
 
@@ -153,16 +162,6 @@ extern int fe_datakey_command_validate(int role, const char* command, const char
  */
 extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
-/* --help lines for the accepted options, in PostgreSQL's layout. Static.
- * "" only when out of memory. */
-extern const char* fe_datakey_options_help(unsigned accepted) FE_DATAKEY_NOEXCEPT;
-/*
- * The same with the descriptions at the utility's own column (the number of
- * characters before them: pg_rewind's 33, pg_upgrade's 32). Malloc'ed; NULL
- * when out of memory.
- */
-extern char* fe_datakey_options_help_at(unsigned accepted, int column) FE_DATAKEY_NOEXCEPT;
-
 /* ---- running commands ---- */
 
 /*
@@ -212,23 +211,17 @@ extern int fe_datakey_check_equal(const fe_datakey_check* a,
 #define FE_DATAKEY_KEY_FILE "pg_encryption/key.bin"
 #define FE_DATAKEY_CHECK_FILE "pg_encryption/key.check"
 
-/*
- * 1 when DATADIR/pg_encryption/key.bin exists, else 0 (1 when out of memory
- * or datadir is NULL: an unknown cluster is never taken as unencrypted).
- * This does not say whether the cluster is encrypted: pg_control does (see
- * fe_datakey_store_check_state).
- */
-extern int fe_datakey_is_encrypted(const char* datadir) FE_DATAKEY_NOEXCEPT;
-
 /* pg_control's data_encryption_version for this key layout (0: none). */
 #define FE_DATAKEY_CONTROL_VERSION 1
 
 /*
  * Checks the key files of a data directory against the encryption state its
  * pg_control records (data_encryption_version, data_encryption_key_length):
- * version 0 and no key file, or version 1 with a key file that can be
- * accessed and a key check for a key of that many bits. Runs no command.
- * Returns 1, or 0 with an error saying what disagrees.
+ * version 0 and neither key.bin nor key.check (a lone key.check is refused
+ * too), or version 1 with a readable regular key.bin and a valid key check
+ * for a key of that many bits. Runs no command. Returns 1, or 0 with the
+ * first disagreement as the error (files named relative to the data
+ * directory).
  */
 extern int fe_datakey_store_check_state(const char* datadir, unsigned version, unsigned bits,
                                         fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
@@ -252,9 +245,88 @@ extern fe_datakey_key* fe_datakey_load_key_file(const char* path, const char* un
                                                 int* check_found,
                                                 fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
+/* ---- two clusters that must share one data encryption key ---- */
+
+/*
+ * pg_rewind's target and source, pg_upgrade's old and new cluster: the same
+ * data encryption state in both pg_control files, each cluster's key files
+ * agreeing with its own, the same key check, and the key of each cluster to
+ * be unwrapped produced by the command its server will use. The clusters
+ * are "first" and "second", in the order the details name them.
+ */
+typedef struct fe_datakey_pair fe_datakey_pair;
+
+/* What the messages call the clusters, and the hints they give. */
+typedef struct fe_datakey_pair_names {
+    const char* clusters;                /* "source and target clusters": message subject */
+    const char* first;                   /* "target" */
+    const char* second;                  /* "source" */
+    const char* hint_differ;             /* states differ, the first cluster encrypted */
+    const char* hint_differ_unencrypted; /* states differ, the first one not */
+    const char* hint_other_key;          /* both encrypted, with different keys */
+} fe_datakey_pair_names;
+
+#define FE_DATAKEY_PAIR_FIRST 0
+#define FE_DATAKEY_PAIR_SECOND 1
+
+/*
+ * Removes --key-unwrap-command from argv and reads PGDATAKEYUNWRAPCMD, as
+ * fe_datakey_options_extract does with FE_DATAKEY_OPT_UNWRAP. The names
+ * are copied.
+ */
+extern fe_datakey_pair* fe_datakey_pair_new(const fe_datakey_pair_names* names, int* argc,
+                                            char** argv, const char* shortopts,
+                                            const struct option* longopts,
+                                            fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+extern void fe_datakey_pair_free(fe_datakey_pair* pair) FE_DATAKEY_NOEXCEPT;
+
+/*
+ * Records cluster `which` from its data directory and pg_control fields:
+ * its key files must agree with them (fe_datakey_store_check_state; the
+ * error's message then starts with "NAME cluster: "), and its key check is
+ * read. When unwrap is 1, fe_datakey_pair_compare unwraps its key with the
+ * command given by option or variable, else (config_file not NULL) the one
+ * the cluster's server reads from config_file and postgresql.auto.conf.
+ */
+extern int fe_datakey_pair_set_directory(fe_datakey_pair* pair, int which, const char* datadir,
+                                         const char* config_file, unsigned version, unsigned bits,
+                                         int unwrap, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+
+/*
+ * Records cluster `which` from a server: its pg_control fields and the
+ * contents of its key check file (NULL when it has none). Never unwrapped.
+ */
+extern int fe_datakey_pair_set_remote(fe_datakey_pair* pair, int which, unsigned version,
+                                      unsigned bits, const char* check, size_t check_len,
+                                      fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+
+/*
+ * Compares the two recorded clusters, cheapest first: pg_control fields,
+ * key checks, then the unwrapped keys. When both are encrypted and a
+ * command was given by option or variable, it is put into this process's
+ * environment as PGDATAKEYUNWRAPCMD, for the servers the utility starts
+ * (see fe_datakey_pair_server_options). Returns 1, or 0 with an error.
+ */
+extern int fe_datakey_pair_compare(fe_datakey_pair* pair,
+                                   fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+
+/*
+ * After a successful compare that handed a command over: " -c
+ * data_encryption_key_unwrap_command=" (an empty setting makes the server
+ * take the variable), for the servers' command lines; else "". Never the
+ * command itself. Static.
+ */
+extern const char* fe_datakey_pair_server_options(const fe_datakey_pair* pair) FE_DATAKEY_NOEXCEPT;
+
 /* ---- postgresql.conf ---- */
 
 #define FE_DATAKEY_UNWRAP_SETTING "data_encryption_key_unwrap_command"
+/*
+ * The environment variables a command is read from when its option is
+ * absent; the server takes the unwrap one when its setting is empty.
+ */
+#define FE_DATAKEY_WRAP_VARIABLE "PGDATAKEYWRAPCMD"
+#define FE_DATAKEY_UNWRAP_VARIABLE "PGDATAKEYUNWRAPCMD"
 
 extern int fe_datakey_conf_set_unwrap_command(const char* conf_path, const char* command,
                                               fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;

@@ -7,16 +7,16 @@
 int main(void) {
     fe_datakey_error* err = NULL;
     fe_datakey_key* key = fe_datakey_key_generate(128, &err);
+    fe_datakey_check check;
 
     if (key == NULL) {
         fprintf(stderr, "%s\n", fe_datakey_error_message(err));
         fe_datakey_error_free(err);
         return 1;
     }
-    printf("key of %zu bytes, help %s --key-unwrap-command\n", fe_datakey_key_length(key),
-           strstr(fe_datakey_options_help(FE_DATAKEY_OPT_UNWRAP), "--key-unwrap-command")
-               ? "lists"
-               : "lacks");
+    fe_datakey_key_check_of(key, &check);
+    printf("key of %zu bytes, key check of %d bits, %zu hex digits\n", fe_datakey_key_length(key),
+           check.bits, strlen(check.kcv));
     fe_datakey_key_free(key);
     return 0;
 }

@@ -1,7 +1,7 @@
 // Reading global/pg_control. The file is the server's ControlFileData struct
 // written in the platform's own byte order and alignment, followed by zeros
 // up to 8192 bytes; its last field is a CRC-32C over all bytes before it.
-#include "fe_datakey/control_file.hpp"
+#include "control_file.hpp"
 
 #include "fe_datakey/error.hpp"
 
@@ -11,7 +11,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace fe_datakey {
+namespace pg_datakey {
+
+using fe_datakey::Error;
+using fe_datakey::ErrorCode;
+using fe_datakey::throw_io_error;
+
 namespace {
 
 // Where the fields lie, per pg_control_version, on x86_64 Linux with gcc
@@ -148,4 +153,4 @@ ControlFile read_control_file(const std::string& datadir) {
     return parse_control_file(buf.data(), got, path);
 }
 
-} // namespace fe_datakey
+} // namespace pg_datakey

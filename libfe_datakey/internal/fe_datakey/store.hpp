@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fe_datakey/command.hpp"
+#include "fe_datakey/durable_file.hpp"
 #include "fe_datakey/key.hpp"
 
 #include <cstddef>
@@ -16,47 +17,14 @@ constexpr const char* key_directory = "pg_encryption";
 constexpr const char* key_file = "pg_encryption/key.bin";
 constexpr const char* key_check_file = "pg_encryption/key.check";
 
-// True when DATADIR/pg_encryption/key.bin exists. Whether a cluster is
-// encrypted is recorded in its pg_control (check_key_state), not in this.
-bool is_encrypted(const std::string& datadir);
-
-// The data encryption version pg_control records for this key layout.
-constexpr unsigned control_encryption_version = 1;
-
-// Checks the key files of DATADIR against the encryption state its
-// pg_control records (data_encryption_version, data_encryption_key_length):
-// version 0 with no key file, or version 1 with a key file that can be
-// accessed and a key check of the same key length. Runs no command.
-void check_key_state(const std::string& datadir, unsigned version, unsigned bits);
-
-// 0700, or 0750 when the data directory grants group access (initdb -g).
+// Whether the data directory grants its group access (initdb -g): the key
+// directory is then made 0750 and the key files 0640, else 0700 and 0600.
 bool group_access(const std::string& datadir);
 
 // Writes `data` to DATADIR/relpath durably: a temporary name beside it,
 // fsync, rename, fsync of the directory. Mode 0600 (0640 with group access).
 void write_file_durably(const std::string& datadir, const std::string& relpath,
                         const std::string& data);
-void fsync_path(const std::string& path, bool is_directory);
-// Replaces the file at `path` by `data` durably, with mode `mode`: written to
-// path + ".tmp" (a stale one is removed first), fsync, rename, fsync of the
-// directory. On failure `path` is left as it was and the temporary removed.
-void replace_file_durably(const std::string& path, const void* data, std::size_t size, mode_t mode);
-// The same through a temporary name of the caller's choice (beside `path`),
-// for files whose ".tmp" name another program uses.
-void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
-                          std::size_t size, mode_t mode);
-
-// A file's owner and group.
-struct FileOwner {
-    uid_t uid;
-    gid_t gid;
-};
-// The same, the new file given `owner` before anything is written or renamed.
-// When this process may not give it that owner (EPERM: not root, and the
-// owner is another user or the group one it is not in), throws io with
-// `path` untouched and the temporary removed.
-void replace_file_durably(const std::string& path, const std::string& temporary, const void* data,
-                          std::size_t size, mode_t mode, const FileOwner& owner);
 
 // Wraps `key` with `wrap_command` (or stores it as it is in "-" mode) into
 // DATADIR/relpath. The command writes to relpath + ".tmp" (its %p); only after
@@ -65,12 +33,17 @@ void replace_file_durably(const std::string& path, const std::string& temporary,
 void wrap_key_to(const std::string& datadir, const std::string& relpath,
                  const std::string& wrap_command, const Key& key, const RunOptions& options);
 
-// Creates pg_encryption/ (mode per group_access) if needed, writes key.check
-// and wraps the key into key.bin.
+// Creates pg_encryption/ (mode per group_access) if needed, wraps the key
+// into key.bin, then writes key.check: a failed wrap leaves neither file, and
+// when writing the check fails key.bin is removed again.
 void create_key_store(const std::string& datadir, const std::string& wrap_command, const Key& key,
                       const RunOptions& options);
 
+// DATADIR/pg_encryption/key.check: missing is an error (check_invalid).
 KeyCheck read_key_check(const std::string& datadir);
+// The same, or nothing when the file does not exist; errors name the file
+// relative to the data directory.
+std::optional<KeyCheck> find_key_check(const std::string& datadir);
 
 // Unwraps DATADIR/relpath (default key.bin) with `unwrap_command` (or reads
 // it in "-" mode) and verifies it against key.check.

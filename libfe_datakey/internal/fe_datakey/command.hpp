@@ -4,6 +4,7 @@
 #include "fe_datakey/secure_buffer.hpp"
 
 #include <string>
+#include <vector>
 
 namespace fe_datakey {
 
@@ -13,7 +14,15 @@ const char* role_name(Role role); // "key wrap command" / "key unwrap command"
 // The value "-": no wrapping, the key file holds the plaintext key.
 bool is_plaintext_mode(const std::string& command);
 
-// %p -> path, %% -> %, any other %x (and a trailing %) left as it is.
+// The one reading of a command's % escapes: %p the key file, %% a literal
+// %, any other %x (and a trailing %) left as it is. Returns the literal text
+// between the %p's (the %% already made %): one piece when there is no %p.
+std::vector<std::string> split_at_placeholders(const std::string& command);
+
+// Whether the command has a %p.
+bool has_placeholder(const std::string& command);
+
+// Each %p replaced by path, %% by %.
 std::string expand_command(const std::string& command, const std::string& path);
 
 // Refuses a user-given path that is not safe in a shell command however %p

@@ -1,13 +1,14 @@
 // The fields of a cluster's global/pg_control that say whether the cluster is
-// encrypted, read by our own reader (no PostgreSQL headers in the library)
-// and checked with its CRC-32C.
+// encrypted, read by pg_datakey's own reader (no PostgreSQL headers in this
+// project) and checked with its CRC-32C. The PostgreSQL programs read their
+// pg_control themselves and give the library its fields.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-namespace fe_datakey {
+namespace pg_datakey {
 
 constexpr const char* control_file = "global/pg_control";
 
@@ -57,4 +58,4 @@ ControlFile parse_control_file(const unsigned char* data, std::size_t size,
 // Reads DATADIR/global/pg_control.
 ControlFile read_control_file(const std::string& datadir);
 
-} // namespace fe_datakey
+} // namespace pg_datakey

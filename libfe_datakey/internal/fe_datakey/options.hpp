@@ -83,8 +83,4 @@ std::vector<std::string> split_empty_values(const std::vector<std::string>& args
 // own options and for pg_datakey's command line.
 std::string usage_message(const boost::program_options::error& e);
 
-// Lines for a utility's --help, in PostgreSQL's layout.
-// `column`: how many characters stand before each description (initdb's 28).
-std::string help_text(unsigned accepted, int column = 28);
-
 } // namespace fe_datakey

@@ -1,12 +1,14 @@
 // data_encryption_key_unwrap_command in postgresql.conf.
 #pragma once
 
+#include "fe_datakey/fe_datakey.h"
+
 #include <optional>
 #include <string>
 
 namespace fe_datakey {
 
-constexpr const char* unwrap_command_setting = "data_encryption_key_unwrap_command";
+constexpr const char* unwrap_command_setting = FE_DATAKEY_UNWRAP_SETTING;
 
 // 'value' quoted so that PostgreSQL's configuration parser reads back exactly
 // value: ' doubled, \ doubled, newline and tab as \n and \t.

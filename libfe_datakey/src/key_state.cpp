@@ -1,0 +1,163 @@
+// The key-state check: pg_control's encryption fields set against the key
+// files of a data directory, every disagreement reported as one finding.
+#include "fe_datakey/key_state.hpp"
+
+#include "fe_datakey/key.hpp"
+#include "fe_datakey/store.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fe_datakey {
+
+namespace {
+
+using Kind = KeyStateFinding::Kind;
+
+std::string in_quotes(const std::string& s) {
+    return "\"" + s + "\"";
+}
+
+std::string path_in(const std::string& datadir, const std::string& rel) {
+    return datadir.empty() ? rel : datadir + "/" + rel;
+}
+
+// Whether something exists at `path` (of any type, a dangling link too); an
+// error other than ENOENT counts as existing: it cannot be ruled out.
+bool exists(const std::string& path) {
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 || errno != ENOENT;
+}
+
+// Why the key file cannot be opened for reading, or empty when it can.
+std::string unreadable(const std::string& path) {
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0)
+        return std::string("could not stat it: ") + std::strerror(errno);
+    if (!S_ISREG(st.st_mode))
+        return "it is not a regular file";
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return std::string("could not open it: ") + std::strerror(errno);
+    close(fd);
+    return {};
+}
+
+void unencrypted(const std::string& datadir, std::vector<KeyStateFinding>& out) {
+    // No key file may exist: data written as if unencrypted would mix with
+    // data of a cluster that lost its pg_control state. A lone key.check is
+    // refused too (fail closed): it says a key was there.
+    const std::string hint = "If the cluster was never encrypted, remove the directory " +
+                             in_quotes(key_directory) +
+                             "; otherwise restore global/pg_control from a backup.";
+    struct KeyStoreFile {
+        const char* path;
+        const char* what;
+    };
+    for (const KeyStoreFile& f : {KeyStoreFile{key_file, "a data encryption key"},
+                                  KeyStoreFile{key_check_file, "a data encryption key check"}})
+        if (exists(path_in(datadir, f.path)))
+            out.push_back({Kind::key_files_unencrypted,
+                           Error(ErrorCode::not_encrypted,
+                                 std::string("data directory holds ") + f.what +
+                                     ", but pg_control says the cluster is not encrypted",
+                                 "The file " + in_quotes(f.path) +
+                                     " exists, and the data encryption version in pg_control is 0.",
+                                 hint)});
+}
+
+void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {
+    const std::string path = path_in(datadir, key_file);
+    const std::string hint = "Restore the file from a backup of this cluster: the cluster cannot "
+                             "be used without its key.";
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+        out.push_back(
+            {Kind::key_file_missing,
+             Error(ErrorCode::io, "data encryption key file " + in_quotes(key_file) + " is missing",
+                   "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
+                       "-bit key, but the file cannot be " + "accessed: " + std::strerror(ENOENT) +
+                       ".",
+                   hint)});
+        return;
+    }
+    if (std::string why = unreadable(path); !why.empty())
+        out.push_back(
+            {Kind::key_file_unreadable,
+             Error(ErrorCode::io,
+                   "data encryption key file " + in_quotes(key_file) + " is unreadable: " + why,
+                   "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
+                       "-bit key.",
+                   hint)});
+}
+
+void key_check_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {
+    std::optional<KeyCheck> check;
+    try {
+        check = find_key_check(datadir);
+    } catch (const Error& e) {
+        out.push_back({Kind::key_check_invalid, e});
+        return;
+    }
+    if (!check) {
+        out.push_back(
+            {Kind::key_check_missing,
+             Error(ErrorCode::check_invalid,
+                   "key check file " + in_quotes(key_check_file) + " is missing",
+                   "The data encryption key cannot be verified without it.",
+                   "Restore the file from a backup of this cluster, or copy it from a standby or "
+                   "backup that holds the same key.")});
+        return;
+    }
+    if (static_cast<unsigned>(check->bits) != bits)
+        out.push_back(
+            {Kind::key_check_length,
+             Error(ErrorCode::check_invalid, "key check file does not match pg_control",
+                   "pg_control says the key has " + std::to_string(bits) + " bits, " +
+                       in_quotes(key_check_file) + " says " + std::to_string(check->bits) + ".",
+                   "Restore the key files or global/pg_control from a backup of this "
+                   "cluster.")});
+}
+
+} // namespace
+
+std::vector<KeyStateFinding> key_state_findings(const std::string& datadir, unsigned version,
+                                                unsigned bits) {
+    std::vector<KeyStateFinding> out;
+    if (version == 0) {
+        unencrypted(datadir, out);
+        return out;
+    }
+    if (version != control_encryption_version) {
+        out.push_back({Kind::unsupported_version,
+                       Error(ErrorCode::check_invalid,
+                             "unsupported data encryption version " + std::to_string(version) +
+                                 " in pg_control",
+                             "This version of fe_datakey supports data encryption version " +
+                                 std::to_string(control_encryption_version) + ".")});
+        return out;
+    }
+    if (bits != 128 && bits != 256) {
+        out.push_back(
+            {Kind::invalid_key_length, Error(ErrorCode::check_invalid,
+                                             "invalid data encryption key length in pg_control: " +
+                                                 std::to_string(bits) + " bits",
+                                             "Valid key lengths are 128 and 256 bits.")});
+        return out;
+    }
+    key_file_state(datadir, bits, out);
+    key_check_state(datadir, bits, out);
+    return out;
+}
+
+void check_key_state(const std::string& datadir, unsigned version, unsigned bits) {
+    std::vector<KeyStateFinding> findings = key_state_findings(datadir, version, bits);
+    if (!findings.empty())
+        throw findings.front().error;
+}
+
+} // namespace fe_datakey
