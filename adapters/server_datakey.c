@@ -155,10 +155,10 @@ int
 server_datakey_command_origin(const char *setting)
 {
 	if (setting != NULL && setting[0] != '\0')
-		return SERVER_EXT_COMMAND_SETTING;
+		return SERVER_DATAKEY_COMMAND_SETTING;
 	if (getenv(FE_DATAKEY_UNWRAP_VARIABLE) != NULL)
-		return SERVER_EXT_COMMAND_ENVIRONMENT;
-	return SERVER_EXT_COMMAND_NONE;
+		return SERVER_DATAKEY_COMMAND_ENVIRONMENT;
+	return SERVER_DATAKEY_COMMAND_NONE;
 }
 
 static int
@@ -194,11 +194,11 @@ server_datakey_load_key(const char *datadir, unsigned encryption_version,
 
 	switch (server_datakey_command_origin(setting))
 	{
-		case SERVER_EXT_COMMAND_SETTING:
+		case SERVER_DATAKEY_COMMAND_SETTING:
 			command = setting;
 			origin = FE_DATAKEY_UNWRAP_SETTING;
 			break;
-		case SERVER_EXT_COMMAND_ENVIRONMENT:
+		case SERVER_DATAKEY_COMMAND_ENVIRONMENT:
 			command = getenv(FE_DATAKEY_UNWRAP_VARIABLE);
 			origin = FE_DATAKEY_UNWRAP_VARIABLE;
 			break;

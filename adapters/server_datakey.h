@@ -26,9 +26,9 @@ extern "C"
 #endif
 
 /* Where the unwrap command comes from (server_datakey_command_origin). */
-#define SERVER_EXT_COMMAND_NONE 0
-#define SERVER_EXT_COMMAND_SETTING 1	/* data_encryption_key_unwrap_command */
-#define SERVER_EXT_COMMAND_ENVIRONMENT 2	/* PGDATAKEYUNWRAPCMD */
+#define SERVER_DATAKEY_COMMAND_NONE 0
+#define SERVER_DATAKEY_COMMAND_SETTING 1	/* data_encryption_key_unwrap_command */
+#define SERVER_DATAKEY_COMMAND_ENVIRONMENT 2	/* PGDATAKEYUNWRAPCMD */
 
 /*
  * Which value server_datakey_load_key runs: the setting when it is not empty,

@@ -6,6 +6,8 @@
 #include "commands.hpp"
 #include "exit_status.hpp"
 
+#include "fe_datakey/fe_datakey.h"
+
 #include <boost/program_options.hpp>
 
 #include <cerrno>
@@ -42,7 +44,7 @@ constexpr OptionSpec option_table[] = {
     {"show-commands", nullptr, Scope::by_command, "show the configured unwrap command"},
     {"key-unwrap-command", "COMMAND", Scope::by_command,
      "command that unwraps the current key\n"
-     "(default: PGDATAKEYUNWRAPCMD, then the configuration)"},
+     "(default: " FE_DATAKEY_UNWRAP_VARIABLE ", then the configuration)"},
     {"new-key-wrap-command", "COMMAND", Scope::by_command,
      "command that wraps the key from now on"},
     {"new-key-unwrap-command", "COMMAND", Scope::by_command,
