@@ -12,7 +12,9 @@
 use strict;
 use warnings;
 use FeDatakey::Upstream;
-use FeDatakey::TestLib qw(run_command unwrap_key_bytes write_file);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(unwrap_key_bytes);
+use FeDatakey::Files qw(write_file);
 use FeDatakey::KeyStores;
 use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
