@@ -24,7 +24,7 @@ my $tang = tang_store($dir, 'tang-db');
 my $tang2 = tang_store($dir, 'tang2-db');    # another Tang server
 my ($wrap, $unwrap) = @$tang{qw(wrap unwrap)};
 like($wrap, qr/^clevis encrypt tang "\{\\"url\\":\\"http:\/\/127\.0\.0\.1:\d+\\",\\"thp\\":\\"[\w-]{43}\\"\}" > "%p"$/,
-	'the README\'s wrap command, with the test\'s Tang server and thumbprint');
+	'the wrap command of docs/key-stores.md, with the test\'s Tang server and thumbprint');
 
 # A wrong thumbprint: initdb fails and leaves nothing behind.
 {
