@@ -6,7 +6,6 @@
 # starting with the new passphrase only.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json);
 use FeDatakey::Run qw(run_command);

@@ -7,7 +7,6 @@
 # after repair the server starts with the data intact.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json datakey_signal);
 use FeDatakey::Run qw(run_command);

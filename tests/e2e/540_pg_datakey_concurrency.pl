@@ -6,7 +6,6 @@
 use strict;
 use warnings;
 use IPC::Run qw(start finish);
-use JSON::PP;
 use Time::HiRes qw(sleep);
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json);

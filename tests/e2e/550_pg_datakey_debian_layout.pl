@@ -9,7 +9,6 @@
 use strict;
 use warnings;
 use File::Copy qw(move);
-use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json datakey_signal);
 use FeDatakey::Run qw(run_command);

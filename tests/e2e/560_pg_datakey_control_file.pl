@@ -5,7 +5,6 @@
 use strict;
 use warnings;
 use File::Copy qw(copy move);
-use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json);
 use FeDatakey::Run qw(run_command);

@@ -7,7 +7,6 @@
 # told to with --edit-auto-conf.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
 use FeDatakey::Datakey qw(datakey_json);
 use FeDatakey::Run qw(run_command);
