@@ -6,6 +6,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Copy qw(copy);

@@ -11,6 +11,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Upstream;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
