@@ -12,6 +12,7 @@
 # client's own errors.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
 use FeDatakey::Files qw(write_file);
 use FeDatakey::KeyStores;
 use FeDatakey::Run qw(run_command command_stdout);

@@ -11,7 +11,7 @@
 # --timeout.
 use strict;
 use warnings;
-use FeDatakey::Upstream;
+use FeDatakey::Cluster;
 use FeDatakey::Run qw(run_command);
 use FeDatakey::KeyCommands qw(unwrap_key_bytes);
 use FeDatakey::Files qw(write_file);

@@ -10,6 +10,7 @@
 # a TPM that accepts and never answers ended by pg_datakey --timeout.
 use strict;
 use warnings;
+use FeDatakey::Cluster;
 use FeDatakey::KeyStores;
 use PostgreSQL::Test::Utils ();
 use Test::More;

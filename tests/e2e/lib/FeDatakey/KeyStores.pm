@@ -4,6 +4,14 @@
 # accepts and never answers, and the checks every store must pass
 # (run_store_checks).
 #
+# The stores and services stand alone, for bench/keystore-cost too, which
+# runs outside PostgreSQL's test framework (PostgreSQL::Test::Utils takes
+# over a program's standard output when it loads).  run_store_checks makes
+# FeDatakey::Cluster nodes: a test that calls it loads FeDatakey::Cluster
+# first, and then the services' ports come from upstream's get_free_port
+# too, so that they never meet a node's.
+#
+#   use FeDatakey::Cluster;
 #   use FeDatakey::KeyStores;
 #   my $tang = tang_store($dir, 'tang');
 #   my $svc  = start_service('tang', [ 'socat', ... ], port => $port);
@@ -19,15 +27,13 @@ use IO::Socket::INET;
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
-use FeDatakey::Cluster;
 use FeDatakey::Files qw(write_file file_mode list_tree files_containing);
 use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
 use FeDatakey::Recipes;
 use FeDatakey::Run qw(run_command command_stdout);
-use PostgreSQL::Test::Utils qw(slurp_file);
 
 our @EXPORT = qw(
-  start_service stop_service wait_port free_port_pair silent_listener
+  start_service stop_service wait_port service_port free_port_pair silent_listener
   tree_digest run_store_checks softhsm_token tls_certificates
   kmip_store tang_store tpm2_store
 );
@@ -72,7 +78,7 @@ sub start_service
 	{
 		unless (wait_port($opts{port}, $opts{wait} // 60, $pid))
 		{
-			my $out = $opts{log} && -e $opts{log} ? slurp_file($opts{log}) : '';
+			my $out = $opts{log} && -e $opts{log} ? _read($opts{log}) : '';
 			stop_service($svc);
 			croak "$name did not listen on 127.0.0.1:$opts{port}\n$out";
 		}
@@ -118,19 +124,51 @@ sub wait_port
 	return 0;
 }
 
-# Two free consecutive ports P, P+1 (swtpm's server and control ports),
-# both reserved for this test by upstream's get_free_port (which hands out
-# ports in order, so that two calls in a row are nearly always neighbours).
+# A free TCP port of 127.0.0.1 for a service: in a test, upstream's
+# get_free_port (which reserves it for the test, as it does the nodes');
+# outside the framework (the benchmark), one the kernel picks.
+sub service_port
+{
+	return PostgreSQL::Test::Cluster::get_free_port() if defined &PostgreSQL::Test::Cluster::get_free_port;
+	my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+	  or croak "could not open a socket: $!";
+	my $port = $sock->sockport;
+	close $sock;
+	return $port;
+}
+
+# Two free consecutive ports P, P+1 (swtpm's server and control ports).
 sub free_port_pair
 {
-	my $p = PostgreSQL::Test::Cluster::get_free_port();
 	for (1 .. 50)
 	{
-		my $q = PostgreSQL::Test::Cluster::get_free_port();
-		return $p if $q == $p + 1;
-		$p = $q;
+		my $p = service_port();
+		next if $p >= 65535;
+		# get_free_port hands out ports in order and reserves each one: take
+		# the next one too.  The kernel's pick: P+1 must be free.
+		if (defined &PostgreSQL::Test::Cluster::get_free_port) { return $p if service_port() == $p + 1 }
+		elsif (_can_listen($p + 1)) { return $p }
 	}
 	croak "no two consecutive free ports";
+}
+
+sub _can_listen
+{
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', Listen => 1)
+	  or return 0;
+	close $s;
+	return 1;
+}
+
+# The contents of a file (upstream's slurp_file, which the benchmark cannot
+# load).
+sub _read
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or croak "could not read $path: $!";
+	local $/;
+	return scalar(<$fh>) // '';
 }
 
 # A socket listening on 127.0.0.1:$port that never accepts: the kernel
@@ -185,9 +223,9 @@ sub kmip_store
 	my $etc = "$dir/etc";
 	mkdir $etc;
 	tls_certificates($etc, [ 'server', '127.0.0.1', 'serverAuth' ], [ 'kmip-client', 'pg-datakey', 'clientAuth' ]);
-	write_file("$etc/kmip-ca.pem", slurp_file("$etc/ca.pem"));
+	write_file("$etc/kmip-ca.pem", _read("$etc/ca.pem"));
 	mkdir "$dir/kmip-policies";
-	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $port = service_port();
 	write_file("$dir/kmip-server.conf", <<"EOF");
 [server]
 hostname=127.0.0.1
@@ -240,7 +278,7 @@ sub tang_store
 	my $db = "$dir/$name";
 	mkdir $db or croak "mkdir $db: $!";
 	command_stdout([ '/usr/libexec/tangd-keygen', $db ]);
-	my $s = { db => $db, port => PostgreSQL::Test::Cluster::get_free_port() };
+	my $s = { db => $db, port => service_port() };
 	$s->{up} = sub {
 		$s->{svc} = start_service("tang $s->{db}",
 			[ 'socat', "TCP-LISTEN:$s->{port},bind=127.0.0.1,reuseaddr,fork", "EXEC:/usr/libexec/tangd $s->{db}" ],
@@ -338,7 +376,7 @@ sub tree_digest
 sub server_log
 {
 	my ($node, $from) = @_;
-	return -e $node->logfile ? slurp_file($node->logfile, $from // 0) : '';
+	return -e $node->logfile ? PostgreSQL::Test::Utils::slurp_file($node->logfile, $from // 0) : '';
 }
 
 sub datakey
@@ -363,6 +401,7 @@ sub run_store_checks
 {
 	my (%a) = @_;
 	my ($name, $dir) = @a{qw(name dir)};
+	croak 'run_store_checks: the test must use FeDatakey::Cluster' unless FeDatakey::Cluster->can('new');
 	my $pass = passphrase_file($dir, 'datakey.pass', "passphrase for $name");
 
 	# --- initdb -y with the store, server, a table ---
@@ -432,7 +471,7 @@ sub run_store_checks
 		if ($step == $chain[0])
 		{
 			# The store's key.bin of this cluster, for the wrong-key check below.
-			$a{_other_keybin} = slurp_file($pnode->data_dir . '/pg_encryption/key.bin');
+			$a{_other_keybin} = _read($pnode->data_dir . '/pg_encryption/key.bin');
 		}
 	}
 	is(unwrap_key_bytes($pnode->data_dir, openssl_unwrap($pass)), $pkey, "$name: after the rewraps, the same data key");
@@ -443,7 +482,7 @@ sub run_store_checks
 	# --- a store that returns another key: the key check catches it ---
 	{
 		my $keybin = "$pgdata/pg_encryption/key.bin";
-		my $saved = slurp_file($keybin);
+		my $saved = _read($keybin);
 		write_file($keybin, $a{_other_keybin}, 0600);
 		($rc, undef, $err) = datakey('verify', '-D', $pgdata);
 		is($rc, 6, "$name: another cluster's key from the same store: wrong key (6)") or diag $err;
