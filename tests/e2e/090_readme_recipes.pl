@@ -12,11 +12,14 @@
 # accounts and are not run.
 use strict;
 use warnings;
-use Test::More;
-use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+use FeDatakey::KeyCommands qw(passphrase_file unwrap_key_bytes);
 use FeDatakey::Recipes;
+use FeDatakey::Run qw(run_command pty_start);
+use PostgreSQL::Test::Utils ();
+use Test::More;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $passphrase = 'correct horse battery staple';
 
 # --- typed at the terminal --------------------------------------------------------------
@@ -26,7 +29,8 @@ my $passphrase = 'correct horse battery staple';
 	my $unwrap = quoted_after($text, '--key-unwrap-command');
 	like($text, qr/^postgres -D data\b/m, 'the recipe starts the server in the foreground');
 
-	my $pgdata = "$dir/interactive";
+	my $node = FeDatakey::Cluster->new('interactive');
+	my $pgdata = $node->data_dir;
 	my $t = pty_start([ 'initdb', '-D', $pgdata, '-A', 'trust', '-N', '-y',
 		"--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap" ]);
 	ok(defined $t->expect(qr/enter [\w-]+ encryption password:/i), 'initdb: openssl asks for a passphrase')
@@ -35,11 +39,11 @@ my $passphrase = 'correct horse battery staple';
 	ok(defined $t->expect(qr/Verifying - enter [\w-]+ encryption password:/i), 'and to verify it')
 	  or diag $t->output;
 	$t->send("$passphrase\n");
-	is($t->finish, 0, 'initdb with the README\'s terminal recipe succeeds') or diag $t->output;
+	is($t->finish, 0, 'initdb with docs/key-stores.md\'s terminal recipe succeeds') or diag $t->output;
 
-	my $info = FeDatakey::TestLib::server_info($pgdata);
-	my $server = pty_start([ 'postgres', '-D', $pgdata, '-k', $info->{sockdir}, '-p', $info->{port},
-		'-c', "listen_addresses=" ]);
+	# The node's port and socket directory, in its postgresql.conf.
+	$node->configure_server;
+	my $server = pty_start([ 'postgres', '-D', $pgdata ]);
 	ok(defined $server->expect(qr/enter [\w-]+ decryption password:/i), 'the server asks for the passphrase')
 	  or diag $server->output;
 	$server->send("$passphrase\n");
@@ -47,15 +51,17 @@ my $passphrase = 'correct horse battery staple';
 		'the key is loaded and verified') or diag $server->output;
 	ok(defined $server->expect(qr/ready to accept connections/), 'the server accepts connections')
 	  or diag $server->output;
-	is(psql($pgdata, 'SELECT 6 * 7'), '42', 'a query runs');
-	my ($rc) = stop_server($pgdata);
-	is($rc, 0, 'the foreground server stops');
+	# Started by hand: the node learns its pid from postmaster.pid.
+	$node->_update_pid(1);
+	is($node->safe_psql('postgres', 'SELECT 6 * 7'), '42', 'a query runs');
+	ok($node->stop('fast', fail_ok => 1), 'the foreground server stops');
 	is($server->finish, 0, 'and exits normally');
 	unlike($server->output, qr/\Q$passphrase\E/, 'the passphrase is not echoed');
 }
 
 # --- from a file, through the variables -----------------------------------------------
-my $pgdata = "$dir/from-file";
+my $node = FeDatakey::Cluster->new('from_file');
+my $pgdata = $node->data_dir;
 my $file_unwrap;
 {
 	my $text = recipe_section('A passphrase from a file');
@@ -69,13 +75,12 @@ my $file_unwrap;
 	$file_unwrap = $unwrap;
 
 	my ($rc, $out, $err) =
-	  init_cluster($pgdata, '-y', { env => { PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } });
+	  $node->initdb('-y', { env => { PGDATAKEYWRAPCMD => $wrap, PGDATAKEYUNWRAPCMD => $unwrap } });
 	is($rc, 0, 'initdb -y with the README\'s variables') or diag $err;
-	($rc, $out) = run_command([ 'postgres', '-D', $pgdata, '-C', 'data_encryption_key_unwrap_command' ]);
-	is($out, "$unwrap\n", 'postgresql.conf names the README\'s unwrap command');
-	($rc, $out, $err) = start_server($pgdata);
-	is($rc, 0, 'pg_ctl starts the server without a terminal') or diag $err;
-	ok(defined psql($pgdata, "CREATE TABLE recipe AS SELECT 'kept'::text AS v"), 'a table is written');
+	($rc, $out) = $node->postgres_C('data_encryption_key_unwrap_command');
+	is($out, $unwrap, 'postgresql.conf names the README\'s unwrap command');
+	ok($node->start(fail_ok => 1), 'pg_ctl starts the server without a terminal');
+	is($node->psql('postgres', "CREATE TABLE recipe AS SELECT 'kept'::text AS v"), 0, 'a table is written');
 }
 
 # --- rotation with pg_datakey, while the server runs ---------------------------------------------
@@ -90,13 +95,12 @@ my $file_unwrap;
 
 	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'rewrap', '-D', $pgdata,
 		"--new-key-wrap-command=$wrap", "--new-key-unwrap-command=$unwrap" ]);
-	is($rc, 0, 'pg_datakey rewrap with the README\'s commands') or diag $err;
-	is(psql($pgdata, 'SELECT v FROM recipe'), 'kept', 'the running server is unaffected');
-	($rc) = stop_server($pgdata);
-	($rc, $out, $err) = start_server($pgdata);
-	is($rc, 0, 'the server restarts with the new passphrase') or diag $err;
-	is(psql($pgdata, 'SELECT v FROM recipe'), 'kept', 'data intact');
-	stop_server($pgdata);
+	is($rc, 0, 'pg_datakey rewrap with docs/key-stores.md\'s commands') or diag $err;
+	is($node->safe_psql('postgres', 'SELECT v FROM recipe'), 'kept', 'the running server is unaffected');
+	$node->stop;
+	ok($node->start(fail_ok => 1), 'the server restarts with the new passphrase');
+	is($node->safe_psql('postgres', 'SELECT v FROM recipe'), 'kept', 'data intact');
+	$node->stop;
 	is(unwrap_key_bytes($pgdata, $unwrap), $before, 'the same data key under the new passphrase');
 	# (Compared with the key, not by openssl's exit status: a wrong
 	# passphrase decrypts without error about once in 256 salts.)
@@ -112,7 +116,7 @@ my $file_unwrap;
 	$pipeline =~ s/file:OLD/file:$new/;
 	$pipeline =~ s/file:NEW/file:$third/;
 	($rc, $out, $err) = run_command([ 'bash', '-o', 'pipefail', '-c', "cd \"\$1\" && $pipeline", '-', $pgdata ]);
-	is($rc, 0, 'the README\'s hand-typed pipeline runs') or diag $err;
+	is($rc, 0, 'docs/key-stores.md\'s hand-typed pipeline runs') or diag $err;
 	my $rewrapped = "$pgdata/pg_encryption/key.bin.new";
 	ok(-s $rewrapped, 'and names its output file');
 	($rc, $out) = run_command([ 'openssl', 'enc', '-d', '-aes-128-cbc', '-pbkdf2', "-pass", "file:$third",

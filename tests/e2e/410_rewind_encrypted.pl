@@ -6,6 +6,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Copy qw(copy);
@@ -74,7 +75,7 @@ sub scenario
 	if ($s{stop} eq 'fast')
 	{
 		my $before = $primary->snapshot;
-		($rc, $out, $err) = FeDatakey::TestLib::run_command([ @cmd, '-n' ], env => \%env);
+		($rc, $out, $err) = FeDatakey::Run::run_command([ @cmd, '-n' ], env => \%env);
 		is($rc, 0, "$label: dry run succeeds") or diag($err);
 		is_deeply($primary->snapshot, $before, "$label: dry run changed nothing");
 	}
@@ -85,7 +86,7 @@ sub scenario
 	my $conf = $primary->data_dir . '/postgresql.conf';
 	my $own = $C->base_dir . "/postgresql.conf.$n";
 	copy($conf, $own) or die "copy: $!";
-	($rc, $out, $err) = FeDatakey::TestLib::run_command(\@cmd, env => \%env);
+	($rc, $out, $err) = FeDatakey::Run::run_command(\@cmd, env => \%env);
 	is($rc, 0, "$label: pg_rewind succeeds") or diag($err);
 	unlike($err, qr/openssl|pass/i, "$label: unwrap command not echoed");
 	is(slurp_file($primary->data_dir . '/pg_encryption/key.bin'),

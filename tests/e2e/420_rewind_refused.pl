@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -50,7 +51,7 @@ sub refused
 {
 	my ($label, $node, $cmd, $env, $pattern) = @_;
 	my $before = $node->snapshot;
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd, env => $env);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command($cmd, env => $env);
 	isnt($rc, 0, "$label: refused");
 	like($err, $pattern, "$label: message");
 	unlike($err, qr/passphrase|openssl|file:/, "$label: command text not shown");
@@ -118,7 +119,7 @@ $plain->stop;
 $twin->stop;
 
 # pg_rewind --help lists the option.
-my ($rc, $out) = FeDatakey::TestLib::run_command([ 'pg_rewind', '--help' ]);
+my ($rc, $out) = FeDatakey::Run::run_command([ 'pg_rewind', '--help' ]);
 like($out, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 # Its description starts in pg_rewind's own column, as --dry-run's does.
 my ($column) = $out =~ /^(  -n, --dry-run\s+)stop before/m;

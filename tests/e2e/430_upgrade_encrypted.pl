@@ -8,6 +8,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -51,7 +52,7 @@ sub upgrade
 	push @extra, $mode if $mode;
 	push @extra, "--key-unwrap-command=$unwrap" if $opt{by} eq 'option';
 	my %env = $opt{by} eq 'variable' ? (PGDATAKEYUNWRAPCMD => $unwrap) : ();
-	return FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, @extra), env => \%env);
+	return FeDatakey::Run::run_command(pg_upgrade_command($old, $new, @extra), env => \%env);
 }
 
 # The paths that differ between two snapshots (added, removed or changed),
@@ -126,7 +127,7 @@ is(slurp_file($old->data_dir . '/pg_encryption/key.bin'), $old_key,
 # upgrade must work; where it cannot, pg_upgrade must refuse in its checks.
 $new = new_cluster('new_clone');
 my $probe = $C->base_dir . '/clone_probe';
-my ($clone_rc) = FeDatakey::TestLib::run_command([ 'cp', '--reflink=always', $old->data_dir . '/PG_VERSION', $probe ]);
+my ($clone_rc) = FeDatakey::Run::run_command([ 'cp', '--reflink=always', $old->data_dir . '/PG_VERSION', $probe ]);
 unlink $probe;
 if ($clone_rc == 0)
 {
@@ -175,7 +176,7 @@ verify($new, 'link');
 is(slurp_file($new->data_dir . '/pg_encryption/key.bin'), $new_key,
 	'link: new cluster keeps its key file');
 
-($rc, $o) = FeDatakey::TestLib::run_command([ 'pg_upgrade', '--help' ]);
+($rc, $o) = FeDatakey::Run::run_command([ 'pg_upgrade', '--help' ]);
 like($o, qr/--key-unwrap-command=COMMAND/, '--help lists --key-unwrap-command');
 # Its description starts in pg_upgrade's own column, as --check's does.
 my ($column) = $o =~ /^(  -c, --check\s+)check clusters/m;

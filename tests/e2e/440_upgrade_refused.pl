@@ -6,6 +6,7 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -42,7 +43,7 @@ sub refused
 	for my $check ([], ['--check'])
 	{
 		my ($rc, $o, $e) =
-		  FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, @$check, @$extra), env => $env);
+		  FeDatakey::Run::run_command(pg_upgrade_command($old, $new, @$check, @$extra), env => $env);
 		my $what = "$label" . (@$check ? ' (--check)' : '');
 		isnt($rc, 0, "$what: refused");
 		like("$o$e", $pattern, "$what: message");
@@ -70,7 +71,7 @@ refused('empty unwrap command', $enc_old, $same_new, [ '--key-unwrap-command=' ]
 
 # A value of pg_upgrade's own -o that looks like our option stays pg_upgrade's:
 # it reaches the server, which rejects the unknown switch; our check passed.
-my ($rc, $o, $e) = FeDatakey::TestLib::run_command(
+my ($rc, $o, $e) = FeDatakey::Run::run_command(
 	pg_upgrade_command($enc_old, $same_new, '--check', '-o', "--key-unwrap-command=$bad_unwrap"),
 	env => {});
 like($o, qr/Checking data encryption keys\s+ok/,

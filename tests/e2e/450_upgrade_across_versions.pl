@@ -19,7 +19,9 @@ use FeDatakey::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Basename qw(dirname);
-use FeDatakey::TestLib qw(pg_bins pg_major passphrase_file write_file);
+use FeDatakey::Run qw(pg_bins pg_major);
+use FeDatakey::KeyCommands qw(passphrase_file);
+use FeDatakey::Files qw(write_file);
 
 my $C = 'FeDatakey::Cluster';
 my $base = $C->base_dir;
@@ -133,7 +135,7 @@ for my $pair (@pairs)
 			slurp_file($old->data_dir . '/pg_encryption/key.bin'),
 			"$label: the new cluster's key file is wrapped anew (passphrase B)");
 
-		my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new, $mode), cwd => $base);
+		my ($rc, $out, $err) = FeDatakey::Run::run_command(pg_upgrade_command($old, $new, $mode), cwd => $base);
 		is($rc, 0, "$label: pg_upgrade succeeds") or diag("$out\n$err");
 		like($out, qr/Checking data encryption keys\s+ok/, "$label: pg_upgrade checked the keys");
 		unlike("$out$err", qr/passphrase|file:/, "$label: no command text in pg_upgrade's output");
@@ -159,7 +161,7 @@ sub refused
 	my ($label, $old, $new, $pattern, %opt) = @_;
 	my %before = (old => $old->snapshot, new => $new->snapshot);
 	my ($rc, $out, $err) =
-	  FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new), cwd => $base, env => $opt{env});
+	  FeDatakey::Run::run_command(pg_upgrade_command($old, $new), cwd => $base, env => $opt{env});
 	isnt($rc, 0, "$label: pg_upgrade refuses");
 	like("$out$err", $pattern, "$label: the message says why");
 	unlike($out, qr/Performing Upgrade/, "$label: refused before the upgrade");
@@ -191,7 +193,7 @@ sub refused
 	isnt($without, $text, 'the old cluster named its unwrap command in postgresql.conf');
 	write_file($conf, $without);
 	my %before = (old => $old->snapshot, new => $new->snapshot);
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command(pg_upgrade_command($old, $new), cwd => $base);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command(pg_upgrade_command($old, $new), cwd => $base);
 	isnt($rc, 0, "$from -> $to, no unwrap command for the old cluster: pg_upgrade refuses");
 	unlike($out, qr/Performing Upgrade/, 'no unwrap command: refused before the upgrade');
 	like($out, qr/Checking data encryption keys\s+fatal\s+key unwrap command not specified/,

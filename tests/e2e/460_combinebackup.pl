@@ -11,10 +11,12 @@ use strict;
 use warnings;
 
 use FeDatakey::Upstream;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes files_containing);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
+use FeDatakey::Files qw(files_containing);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $old_pass = passphrase_file($secrets, 'old.pass', 'combinebackup old secret');
@@ -111,7 +113,7 @@ done_testing();
 sub run_command_out
 {
 	my ($cmd) = @_;
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command($cmd);
 	die "@$cmd failed: $err" if $rc != 0;
 	return $out;
 }

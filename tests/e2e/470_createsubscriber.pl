@@ -15,7 +15,7 @@ use FeDatakey::Upstream;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 
 my $secrets = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($secrets, 'datakey.pass', 'createsubscriber secret');

@@ -6,33 +6,14 @@
 # starting with the new passphrase only.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib
-  qw(run_command passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
+use FeDatakey::Datakey qw(datakey_json);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
 use PostgreSQL::Test::Utils
   qw(slurp_file command_ok command_fails command_exit_is command_checks_all);
 use Test::More;
 
-# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
-sub datakey_json
-{
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
-	die "status --json failed ($rc): $err" if $rc != 0;
-	return JSON::PP::decode_json($out);
-}
-
-# pg_ctl start with extra postgres options, which upstream's start does not
-# take; true when the server started.
-sub start_with_options
-{
-	my ($node, $options) = @_;
-	my $ok = PostgreSQL::Test::Utils::system_log('pg_ctl', '-w', '-D', $node->data_dir,
-		'-l', $node->logfile, '-o', $options, 'start') == 0;
-	$node->_update_pid($ok ? 1 : -1);
-	return $ok;
-}
 
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $old = passphrase_file($dir, 'old.pass', 'old secret');
@@ -122,7 +103,7 @@ for my $f (glob("$pgdata/pg_encryption/*"))
 	# postgres -c: %p without quotes, and no quotes around the value.
 	(my $old_unwrap = openssl_unwrap($old)) =~ s/"%p"/%p/;
 	my $offset = -s $node->logfile;
-	ok(!start_with_options($node, "-c \"data_encryption_key_unwrap_command=$old_unwrap\""),
+	ok(!$node->start_with_options("-c \"data_encryption_key_unwrap_command=$old_unwrap\""),
 		'server refuses the old passphrase');
 	like(slurp_file($node->logfile, $offset), qr/FATAL:  (?!.*status 127)/,
 		'the unwrap command ran and the key was refused');

@@ -7,29 +7,13 @@
 # after repair the server starts with the data intact.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::Datakey qw(datakey_json datakey_signal);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use PostgreSQL::Test::Utils qw(command_ok command_fails command_exit_is command_checks_all);
 use Test::More;
 
-# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
-sub datakey_json
-{
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
-	die "status --json failed ($rc): $err" if $rc != 0;
-	return JSON::PP::decode_json($out);
-}
-
-# The signal that ended pg_datakey @$args run with %env (0 when it exited,
-# or ran past 60 seconds).
-sub datakey_signal
-{
-	my ($args, %env) = @_;
-	my (undef, undef, undef, $how) = run_command([ 'pg_datakey', @$args ], env => \%env, timeout => 60);
-	return $how->{signal};
-}
 
 # A new encrypted node of the version under test.
 sub new_node

@@ -6,21 +6,13 @@
 use strict;
 use warnings;
 use IPC::Run qw(start finish);
-use JSON::PP;
 use Time::HiRes qw(sleep);
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::Datakey qw(datakey_json);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use PostgreSQL::Test::Utils qw(command_ok command_exit_is command_checks_all);
 use Test::More;
-
-# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
-sub datakey_json
-{
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
-	die "status --json failed ($rc): $err" if $rc != 0;
-	return JSON::PP::decode_json($out);
-}
 
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'pass', 'first');

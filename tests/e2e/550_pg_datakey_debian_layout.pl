@@ -9,40 +9,14 @@
 use strict;
 use warnings;
 use File::Copy qw(move);
-use JSON::PP;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::Datakey qw(datakey_json datakey_signal);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
 
-# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
-sub datakey_json
-{
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
-	die "status --json failed ($rc): $err" if $rc != 0;
-	return JSON::PP::decode_json($out);
-}
 
-# The signal that ended pg_datakey @$args run with %env (0 when it exited,
-# or ran past 60 seconds).
-sub datakey_signal
-{
-	my ($args, %env) = @_;
-	my (undef, undef, undef, $how) = run_command([ 'pg_datakey', @$args ], env => \%env, timeout => 60);
-	return $how->{signal};
-}
-
-# pg_ctl start with extra postgres options, which upstream's start does not
-# take; true when the server started.
-sub start_with_options
-{
-	my ($node, $options) = @_;
-	my $ok = PostgreSQL::Test::Utils::system_log('pg_ctl', '-w', '-D', $node->data_dir,
-		'-l', $node->logfile, '-o', $options, 'start') == 0;
-	$node->_update_pid($ok ? 1 : -1);
-	return $ok;
-}
 
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret number $_") } 0 .. 1;
@@ -58,7 +32,7 @@ my $options = "-c config_file=$conf -c hba_file=$etc/pg_hba.conf -c ident_file=$
 local $ENV{PGDATAKEYUNWRAPCMD};
 delete $ENV{PGDATAKEYUNWRAPCMD};
 
-ok(start_with_options($node, $options), 'server starts on the Debian layout');
+ok($node->start_with_options($options), 'server starts on the Debian layout');
 $node->safe_psql('postgres', "CREATE TABLE t AS SELECT 'kept'::text AS v");
 is($node->safe_psql('postgres', 'SHOW config_file'), $conf, 'the server reads the moved postgresql.conf');
 
@@ -92,7 +66,7 @@ $status = datakey_json($pgdata);
 is($status->{config_file}, $conf, 'stopped: found through the options of the last start');
 is($status->{config_file_source}, 'postmaster.opts',
 	'read from its config_file option; no program is run');
-ok(start_with_options($node, $options), 'server restarts under the new command');
+ok($node->start_with_options($options), 'server restarts under the new command');
 is($node->safe_psql('postgres', 'SELECT v FROM t'), 'kept', 'data intact');
 ok($node->stop('fast', fail_ok => 1), 'server stops');
 
@@ -143,7 +117,7 @@ for my $point (qw(after-unwrap after-wrap after-verify after-journal after-keep-
 	ok(-l $conf, "$point: the configuration is still a symbolic link");
 	command_ok([ 'pg_datakey', 'verify', '-D', $pgdata ], "$point: the configured command opens key.bin");
 	$cur = $next if $point =~ /after-(journal|keep-previous|rename|conf|drop-previous)/;
-	ok(start_with_options($node, $options), "$point: server starts");
+	ok($node->start_with_options($options), "$point: server starts");
 	is($node->safe_psql('postgres', 'SELECT v FROM t'), 'kept', "$point: data intact");
 	$node->stop;
 }

@@ -7,7 +7,7 @@ use strict;
 use warnings;
 use IPC::Run qw(start finish);
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(run_command);
+use FeDatakey::Run qw(run_command);
 use PostgreSQL::Test::Utils qw(command_ok);
 use Test::More;
 

@@ -7,20 +7,13 @@
 # told to with --edit-auto-conf.
 use strict;
 use warnings;
-use JSON::PP;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(run_command passphrase_file openssl_wrap openssl_unwrap write_file);
+use FeDatakey::Datakey qw(datakey_json);
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::Files qw(write_file);
 use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
-
-# pg_datakey status --json of $pgdata, decoded; dies unless it succeeds.
-sub datakey_json
-{
-	my ($pgdata) = @_;
-	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ]);
-	die "status --json failed ($rc): $err" if $rc != 0;
-	return JSON::PP::decode_json($out);
-}
 
 my $dir = PostgreSQL::Test::Utils::tempdir();
 my @pass = map { passphrase_file($dir, "pass$_", "secret $_") } 0 .. 2;

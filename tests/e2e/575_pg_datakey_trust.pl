@@ -11,7 +11,7 @@
 use strict;
 use warnings;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
 

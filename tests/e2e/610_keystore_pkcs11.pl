@@ -16,13 +16,12 @@ use strict;
 use warnings;
 use IO::Socket::UNIX;
 use FeDatakey::Cluster;
-use FeDatakey::TestLib qw(temp_dir);
 use FeDatakey::KeyStores;
 use FeDatakey::Recipes;
 use PostgreSQL::Test::Utils qw(slurp_file command_ok);
 use Test::More;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $text = recipe_section('PKCS#11: a key pair in an HSM (SoftHSM2 here)');
 my $setup = recipe_block($text, 0);
 my $commands = recipe_block($text, 1);
@@ -34,7 +33,7 @@ unlike($commands . $remote, qr/--(?:so-)?pin [^e]/, 'the recipe never puts a PIN
 my $hsm = softhsm_token($dir, 'hsm', '1234');
 my $hsm2 = softhsm_token($dir, 'hsm2', '98765');
 my ($wrap, $unwrap) = @$hsm{qw(wrap unwrap)};
-ok(-s "$dir/hsm/pg-datakey-master-1.pem", 'the README\'s setup exported the public key');
+ok(-s "$dir/hsm/pg-datakey-master-1.pem", 'the setup of docs/key-stores.md exported the public key');
 
 # A second key pair in the first token: the setup's key-pair lines with id 02.
 my @pair = grep { /--keypairgen|--read-object|^openssl pkey|^export/ } split /\n/,
@@ -60,7 +59,7 @@ my $p11_down = sub { stop_service($p11); unlink $sock };
 $p11_up->();
 my ($wrap_k2, $unwrap_k2) = map { s/--id 01/--id 02/r =~ s/master-1/master-2/gr } ($wrap, $remote_unwrap);
 
-run_store_checks(
+my ($store) = run_store_checks(
 	name => 'PKCS#11',
 	dir => $dir,
 	wrap => $wrap,
@@ -107,6 +106,6 @@ run_store_checks(
 	$node->stop;
 }
 
-unlike(slurp_file("$dir/store/postgresql.conf"), qr/1234/, 'the PIN is not in postgresql.conf');
+unlike(slurp_file($store->data_dir . '/postgresql.conf'), qr/1234/, 'the PIN is not in postgresql.conf');
 
 done_testing();

@@ -12,19 +12,23 @@
 # client's own errors.
 use strict;
 use warnings;
-use Test::More;
-use FeDatakey::TestLib;
+use FeDatakey::Cluster;
+use FeDatakey::Files qw(write_file);
 use FeDatakey::KeyStores;
+use FeDatakey::Run qw(run_command command_stdout);
+use PostgreSQL::Test::Utils qw(slurp_file);
+use Test::More;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $kmip = kmip_store($dir);
 my ($wrap, $unwrap, $key_id, $etc, $client) = @$kmip{qw(wrap unwrap key_id etc client)};
 like($unwrap, qr{^\Q$client\E -c \Q$etc\E/kmip\.conf unwrap \Q$key_id\E < "%p"$},
-	'the README\'s unwrap command, with the key the README\'s setup created');
-like(slurp_file("$etc/kmip.conf"), qr/^port=$kmip->{port}$/m, 'the README\'s configuration, with the test\'s port');
+	'the unwrap command of docs/key-stores.md, with the key its setup created');
+like(slurp_file("$etc/kmip.conf"), qr/^port=$kmip->{port}$/m,
+	'the configuration of docs/key-stores.md, with the test\'s port');
 
 # A second key (rotation), and a configuration for another identity.
-my $key2 = command_ok([ $client, '-c', "$etc/kmip.conf", 'create', 'pg-datakey-master-2' ]);
+my $key2 = command_stdout([ $client, '-c', "$etc/kmip.conf", 'create', 'pg-datakey-master-2' ]);
 chomp $key2;
 isnt($key2, $key_id, 'a second key, another id');
 my $conf = slurp_file("$etc/kmip.conf");
@@ -50,9 +54,9 @@ write_file("$etc/kmip-rogue.conf",
 	($rc, undef, $err) = run_command([ $client, '-c', "$dir/none.conf", 'unwrap', $key_id ], stdin => 'x');
 	like($err, qr/configuration file .* does not exist/, 'a missing configuration file is named');
 	my $k = join '', map { chr int rand 256 } 1 .. 96;
-	my $w = command_ok([ $client, '-c', "$etc/kmip.conf", 'wrap', $key_id ], stdin => $k);
+	my $w = command_stdout([ $client, '-c', "$etc/kmip.conf", 'wrap', $key_id ], stdin => $k);
 	is(index($w, $k), -1, 'the wrapped key does not hold the key');
-	is(command_ok([ $client, '-c', "$etc/kmip.conf", 'unwrap', $key_id ], stdin => $w), $k,
+	is(command_stdout([ $client, '-c', "$etc/kmip.conf", 'unwrap', $key_id ], stdin => $w), $k,
 		'wrap then unwrap gives back a 96-byte key');
 }
 

@@ -11,8 +11,10 @@
 # --timeout.
 use strict;
 use warnings;
-use FeDatakey::Upstream;
-use FeDatakey::TestLib qw(run_command unwrap_key_bytes write_file);
+use FeDatakey::Cluster;
+use FeDatakey::Run qw(run_command);
+use FeDatakey::KeyCommands qw(unwrap_key_bytes);
+use FeDatakey::Files qw(write_file);
 use FeDatakey::KeyStores;
 use PostgreSQL::Test::Utils qw(slurp_file command_ok command_checks_all);
 use Test::More;
@@ -22,7 +24,7 @@ my $tang = tang_store($dir, 'tang-db');
 my $tang2 = tang_store($dir, 'tang2-db');    # another Tang server
 my ($wrap, $unwrap) = @$tang{qw(wrap unwrap)};
 like($wrap, qr/^clevis encrypt tang "\{\\"url\\":\\"http:\/\/127\.0\.0\.1:\d+\\",\\"thp\\":\\"[\w-]{43}\\"\}" > "%p"$/,
-	'the README\'s wrap command, with the test\'s Tang server and thumbprint');
+	'the wrap command of docs/key-stores.md, with the test\'s Tang server and thumbprint');
 
 # A wrong thumbprint: initdb fails and leaves nothing behind.
 {

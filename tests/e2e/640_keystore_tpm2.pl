@@ -10,16 +10,17 @@
 # a TPM that accepts and never answers ended by pg_datakey --timeout.
 use strict;
 use warnings;
-use Test::More;
-use FeDatakey::TestLib;
+use FeDatakey::Cluster;
 use FeDatakey::KeyStores;
+use PostgreSQL::Test::Utils ();
+use Test::More;
 
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $tpm = tpm2_store($dir, 'tpm');
 my $tpm2 = tpm2_store($dir, 'tpm2');    # another machine's
 
 like($tpm->{unwrap}, qr/^TPM2TOOLS_TCTI=swtpm:host=127\.0\.0\.1,port=\d+ clevis decrypt < "%p"$/,
-	'the README\'s unwrap command, with the software TPM for the device');
+	'the unwrap command of docs/key-stores.md, with the software TPM for the device');
 
 run_store_checks(
 	name => 'TPM 2.0',

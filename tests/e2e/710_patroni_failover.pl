@@ -14,12 +14,13 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
 use FeDatakey::HA;
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(slurp_file);
 use FeDatakey::Datakey qw(run_datakey);
 
 my $t0 = time;
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass = passphrase_file($dir, 'datakey.pass', 'ha secret 1');
 my ($wrap, $unwrap) = (openssl_wrap($pass), openssl_unwrap($pass));
 

@@ -14,13 +14,13 @@ use warnings;
 
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib;
 use FeDatakey::HA;
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
+use PostgreSQL::Test::Utils qw(slurp_file);
 use FeDatakey::Datakey qw(run_datakey datakey_json);
-use JSON::PP ();
 
 my $t0 = time;
-my $dir = temp_dir();
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my $pass1 = passphrase_file($dir, 'datakey.pass.1', 'fleet secret 1');
 my $pass2 = passphrase_file($dir, 'datakey.pass.2', 'fleet secret 2');
 my ($wrap1, $unwrap1) = (openssl_wrap($pass1), openssl_unwrap($pass1));
@@ -32,13 +32,6 @@ my ($n1, $n2, $n3) = @nodes;
 pass('three Patroni nodes run an encrypted cluster under passphrase 1');
 
 sub show_logs { diag($_->name . ":\n" . $_->log_tail(25)) for @nodes }
-sub datakey_json_cmd
-{
-	my ($d) = @_;
-	my ($rc, $out, $err) = run_datakey([ 'status', '-D', $d, '--json', '--show-commands' ]);
-	die "status failed: $err" if $rc;
-	return JSON::PP::decode_json($out);
-}
 
 sub leader { my @l = grep { $_->is_leader } @nodes; return @l == 1 ? $l[0] : undef }
 
@@ -71,10 +64,10 @@ for my $n ($n1, $n2)
 }
 
 # The missed node: key.bin and configuration still for passphrase 1.
-my $s3 = datakey_json_cmd($n3->data_dir);
+my $s3 = datakey_json($n3->data_dir, '--show-commands');
 is($s3->{unwrap_command}, $unwrap1,
 	'pg_datakey status --show-commands reports the old command on the node the rotation missed');
-is(datakey_json_cmd($n1->data_dir)->{unwrap_command}, $unwrap2, 'and the new one on a rotated node');
+is(datakey_json($n1->data_dir, '--show-commands')->{unwrap_command}, $unwrap2, 'and the new one on a rotated node');
 is($s3->{key_check_value}, $kcv, 'the missed node has the same key check value');
 my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $n3->data_dir ], env => { PGDATAKEYUNWRAPCMD => $unwrap2 });
 isnt($rc, 0, 'pg_datakey verify with the new command reports the missed node');

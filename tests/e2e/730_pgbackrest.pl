@@ -12,10 +12,12 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap write_file unwrap_key_bytes files_containing);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
+use FeDatakey::Files qw(write_file files_containing);
 use FeDatakey::Datakey qw(run_datakey datakey_json);
 use IPC::Run ();
 use JSON::PP ();
@@ -63,7 +65,7 @@ $primary->start;
 sub backrest
 {
 	my (@args) = @_;
-	return FeDatakey::TestLib::run_command([ 'pgbackrest', "--config=$conf", '--stanza=main', @args ], timeout => 120);
+	return FeDatakey::Run::run_command([ 'pgbackrest', "--config=$conf", '--stanza=main', @args ], timeout => 120);
 }
 
 sub backrest_ok

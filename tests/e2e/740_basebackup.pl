@@ -6,10 +6,12 @@ use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
-use FeDatakey::TestLib qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes files_containing file_mode);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
+use FeDatakey::Files qw(files_containing file_mode);
 
 my $t0 = time;
 my $C = 'FeDatakey::Cluster';
@@ -62,7 +64,7 @@ like($members, qr{^pg_encryption/key\.bin$}m, 'tar format: base.tar holds pg_enc
 # that holds the tar files, it says so and exits non-zero.
 for my $target ("$tardir/base.tar", $tardir)
 {
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command([ 'pg_datakey', 'verify', '-D', $target ]);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command([ 'pg_datakey', 'verify', '-D', $target ]);
 	isnt($rc, 0, "pg_datakey verify on $target (not unpacked) fails");
 	like($err, qr/is not a directory|is not a database cluster directory/,
 		'with a message that it needs a data directory');

@@ -2,8 +2,8 @@
 # (through FeDatakey::Upstream), with what is ours: an encrypted initdb with
 # the key commands, initdb run by hand for the tests of initdb itself, the
 # pg_upgrade command line for two nodes, a standby made by pg_basebackup,
-# postgres -C, and snapshots of a data directory to prove that a refused run
-# changed nothing.  Everything else is upstream's: start, stop, safe_psql,
+# postgres -C, a start with extra server options, and snapshots of a data
+# directory to prove that a refused run changed nothing.  Everything else is upstream's: start, stop, safe_psql,
 # poll_query_until, promote, logfile, connstr, host, port, data_dir.  It
 # exports key_commands (FeDatakey::KeyCommands's, its files in base_dir).
 #
@@ -29,9 +29,6 @@ use PostgreSQL::Test::Utils ();
 use FeDatakey::Files ();
 use FeDatakey::KeyCommands ();
 use FeDatakey::Run ();
-# Goes with FeDatakey::TestLib: files 4xx-7xx still call its functions by
-# their full names without loading it.
-use FeDatakey::TestLib ();
 
 our @ISA = ('PostgreSQL::Test::Cluster');
 our @EXPORT = qw(key_commands pg_upgrade_command);
@@ -131,6 +128,17 @@ sub configure_server
 	return $self;
 }
 
+# pg_ctl start with extra postgres options ($options, one string for
+# pg_ctl -o), which upstream's start does not take; true when the server
+# started.
+sub start_with_options
+{
+	my ($self, $options) = @_;
+	my $ok = PostgreSQL::Test::Utils::system_log($self->bin_dir . '/pg_ctl', '-w', '-D', $self->data_dir,
+		'-l', $self->logfile, '-o', $options, 'start') == 0;
+	$self->_update_pid($ok ? 1 : -1);
+	return $ok;
+}
 
 # postgres -C $setting of this node's data directory -> ($rc, the value
 # without its newline, $stderr).  %opts: run_command's.

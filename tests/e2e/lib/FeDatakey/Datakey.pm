@@ -1,10 +1,10 @@
-# Helpers for pg_datakey's end-to-end tests, on top of FeDatakey::TestLib:
-# an encrypted cluster, running pg_datakey and reading its status as JSON.
+# FeDatakey::Datakey - running pg_datakey in the end-to-end tests: its exit
+# status or the signal that ended it, and its status as JSON.
 #
-#   use FeDatakey::TestLib;
 #   use FeDatakey::Datakey;
-#   my ($node, $pgdata) = new_cluster(temp_dir(), openssl_wrap($pass), openssl_unwrap($pass));
 #   my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $pgdata ]);
+#   my $kcv = datakey_json($pgdata)->{key_check_value};
+#   my $sig = datakey_signal([ 'rewrap', ... ], FE_DATAKEY_CRASH_AT => 'renamed');
 package FeDatakey::Datakey;
 
 use strict;
@@ -12,20 +12,10 @@ use warnings;
 
 use Carp;
 use Exporter 'import';
-use FeDatakey::TestLib;
+use JSON::PP ();
+use FeDatakey::Run qw(run_command);
 
-our @EXPORT = qw(new_cluster run_datakey datakey_json);
-
-# A new encrypted cluster in $dir/data, made by the patched initdb -y: a
-# FeDatakey::TestLib::Cluster (in list context: it and its data directory).
-sub new_cluster
-{
-	my ($dir, $wrap, $unwrap) = @_;
-	my $node = FeDatakey::TestLib::Cluster->new("$dir/data");
-	my ($rc, undef, $err) = $node->initdb('-y', "--key-wrap-command=$wrap", "--key-unwrap-command=$unwrap");
-	croak "initdb -y failed: $err" if $rc != 0;
-	return wantarray ? ($node, $node->data_dir) : $node;
-}
+our @EXPORT = qw(run_datakey datakey_json datakey_signal);
 
 # run_datakey(\@args, %opts) -> (status, stdout, stderr): pg_datakey's exit
 # status, or -N when it was killed by signal N; dies when it runs past the
@@ -39,13 +29,23 @@ sub run_datakey
 	return ($how->{signal} ? -$how->{signal} : $status, $out, $err);
 }
 
+# pg_datakey status -D $pgdata --json @extra (e.g. --show-commands),
+# decoded; dies unless it succeeds.
 sub datakey_json
 {
-	my ($pgdata) = @_;
-	require JSON::PP;
-	my ($rc, $out, $err) = run_datakey([ 'status', '-D', $pgdata, '--json' ]);
+	my ($pgdata, @extra) = @_;
+	my ($rc, $out, $err) = run_command([ 'pg_datakey', 'status', '-D', $pgdata, '--json', @extra ]);
 	croak "status --json failed ($rc): $err" if $rc != 0;
 	return JSON::PP::decode_json($out);
+}
+
+# The signal that ended pg_datakey @$args run with %env (0 when it exited,
+# or ran past 60 seconds).
+sub datakey_signal
+{
+	my ($args, %env) = @_;
+	my (undef, undef, undef, $how) = run_command([ 'pg_datakey', @$args ], env => \%env, timeout => 60);
+	return $how->{signal};
 }
 
 1;

@@ -3,7 +3,6 @@
 # nodes running the patched PostgreSQL of build/pg, a writer that inserts
 # rows while nodes fail, and the checks that compare nodes.
 #
-#   use FeDatakey::TestLib;
 #   use FeDatakey::HA;
 #   my $etcd = FeDatakey::HA::Etcd->start($dir, 3);
 #   my $node = FeDatakey::HA::Patroni->new($dir, 'node1', $etcd, env => {...},
@@ -19,7 +18,12 @@ use warnings;
 
 use Carp;
 use Exporter 'import';
-use FeDatakey::TestLib qw(free_port run_command slurp_file write_file pg_bin_dir);
+use FeDatakey::Files qw(write_file);
+use FeDatakey::Run qw(run_command pg_bin_dir);
+# Its ports come from upstream's get_free_port, as the nodes' do.
+use FeDatakey::Upstream;
+use PostgreSQL::Test::Cluster ();
+use PostgreSQL::Test::Utils qw(slurp_file);
 use HTTP::Tiny;
 use JSON::PP;
 use POSIX ();
@@ -266,7 +270,8 @@ sub table_digest
 package FeDatakey::HA::Etcd;
 
 use Carp;
-use FeDatakey::TestLib qw(free_port run_command);
+use FeDatakey::Run qw(run_command);
+use PostgreSQL::Test::Utils qw(slurp_file);
 
 # start($dir, $members): an etcd cluster of $members members, each with its
 # own data directory and client and peer ports; returns when it is healthy.
@@ -274,7 +279,10 @@ sub start
 {
 	my ($class, $dir, $members) = @_;
 	my $self = bless { members => [] }, $class;
-	my @m = map { { name => "etcd$_", client => free_port(), peer => free_port() } } 1 .. $members;
+	my @m = map {
+		+{ name => "etcd$_", client => PostgreSQL::Test::Cluster::get_free_port(),
+			peer => PostgreSQL::Test::Cluster::get_free_port() }
+	} 1 .. $members;
 	my $initial = join ',', map { "$_->{name}=http://127.0.0.1:$_->{peer}" } @m;
 	for my $m (@m)
 	{
@@ -301,7 +309,7 @@ sub start
 			return $rc == 0;
 		},
 		30, 0.5);
-	croak "etcd did not become healthy:\n" . join('', map { FeDatakey::TestLib::slurp_file($_->{log}) } @m)
+	croak "etcd did not become healthy:\n" . join('', map { slurp_file($_->{log}) } @m)
 	  unless $ok;
 	return $self;
 }
@@ -314,7 +322,9 @@ sub hosts { join ',', map { "127.0.0.1:$_->{client}" } @{ $_[0]{members} } }
 package FeDatakey::HA::Patroni;
 
 use Carp;
-use FeDatakey::TestLib qw(free_port run_command slurp_file write_file pg_bin_dir);
+use FeDatakey::Files qw(write_file);
+use FeDatakey::Run qw(run_command pg_bin_dir);
+use PostgreSQL::Test::Utils qw(slurp_file);
 use HTTP::Tiny;
 use JSON::PP;
 
@@ -325,13 +335,14 @@ sub new
 	my ($class, $dir, $name, $etcd, %o) = @_;
 	my $home = "$dir/$name";
 	mkdir $home, 0700;
-	mkdir "$home/sock", 0700;
 	my $self = bless {
 		name => $name,
 		home => $home,
+		# A socket path must be short: not under the test's directory.
+		sock => PostgreSQL::Test::Utils::tempdir_short(),
 		data => "$home/data",
-		pgport => free_port(),
-		apiport => free_port(),
+		pgport => PostgreSQL::Test::Cluster::get_free_port(),
+		apiport => PostgreSQL::Test::Cluster::get_free_port(),
 		log => "$home/patroni.log",
 		config => "$home/patroni.yml",
 		env => $o{env} // {},
@@ -381,7 +392,7 @@ sub config_hash
 				superuser => { username => 'postgres' },
 				replication => { username => 'replicator' },
 			},
-			parameters => { unix_socket_directories => "$self->{home}/sock", %{ $o->{parameters} // {} } },
+			parameters => { unix_socket_directories => $self->{sock}, %{ $o->{parameters} // {} } },
 			pg_hba => [
 				'local all all trust',
 				'host all all 127.0.0.1/32 trust',
@@ -499,7 +510,9 @@ sub log_tail
 package FeDatakey::HA::Writer;
 
 use Carp;
-use FeDatakey::TestLib qw(slurp_file);
+use FeDatakey::Files ();
+use FeDatakey::Run ();
+use PostgreSQL::Test::Utils qw(slurp_file);
 
 # start($dir, \@ports, $table): a child process that inserts one row at a
 # time into $table (id, note) through a multi-host connection to the
@@ -523,7 +536,7 @@ sub start
 		while (!-e $self->{stopfile} && time < $deadline)
 		{
 			$id++;
-			my ($rc) = FeDatakey::TestLib::run_command(
+			my ($rc) = FeDatakey::Run::run_command(
 				[ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $conn, '-c',
 					"INSERT INTO $table VALUES ($id, 'writer')" ],
 				timeout => 10);
@@ -543,7 +556,7 @@ sub stop
 	my ($self) = @_;
 	if ($self->{pid})
 	{
-		FeDatakey::TestLib::write_file($self->{stopfile}, '');
+		FeDatakey::Files::write_file($self->{stopfile}, '');
 		FeDatakey::HA::wait_until(sub { waitpid($self->{pid}, POSIX::WNOHANG()) != 0 }, 20, 0.1)
 		  or do { kill 'KILL', $self->{pid}; waitpid($self->{pid}, 0) };
 		delete $self->{pid};

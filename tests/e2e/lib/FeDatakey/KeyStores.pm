@@ -4,7 +4,14 @@
 # accepts and never answers, and the checks every store must pass
 # (run_store_checks).
 #
-#   use FeDatakey::TestLib;
+# The stores and services stand alone, for bench/keystore-cost too, which
+# runs outside PostgreSQL's test framework (PostgreSQL::Test::Utils takes
+# over a program's standard output when it loads).  run_store_checks makes
+# FeDatakey::Cluster nodes: a test that calls it loads FeDatakey::Cluster
+# first, and then the services' ports come from upstream's get_free_port
+# too, so that they never meet a node's.
+#
+#   use FeDatakey::Cluster;
 #   use FeDatakey::KeyStores;
 #   my $tang = tang_store($dir, 'tang');
 #   my $svc  = start_service('tang', [ 'socat', ... ], port => $port);
@@ -20,11 +27,13 @@ use IO::Socket::INET;
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
-use FeDatakey::TestLib;
+use FeDatakey::Files qw(write_file file_mode list_tree files_containing);
+use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap unwrap_key_bytes);
 use FeDatakey::Recipes;
+use FeDatakey::Run qw(run_command command_stdout);
 
 our @EXPORT = qw(
-  start_service stop_service wait_port free_port_pair silent_listener
+  start_service stop_service wait_port service_port free_port_pair silent_listener
   tree_digest run_store_checks softhsm_token tls_certificates
   kmip_store tang_store tpm2_store
 );
@@ -69,7 +78,7 @@ sub start_service
 	{
 		unless (wait_port($opts{port}, $opts{wait} // 60, $pid))
 		{
-			my $out = $opts{log} && -e $opts{log} ? slurp_file($opts{log}) : '';
+			my $out = $opts{log} && -e $opts{log} ? _read($opts{log}) : '';
 			stop_service($svc);
 			croak "$name did not listen on 127.0.0.1:$opts{port}\n$out";
 		}
@@ -115,19 +124,51 @@ sub wait_port
 	return 0;
 }
 
+# A free TCP port of 127.0.0.1 for a service: in a test, upstream's
+# get_free_port (which reserves it for the test, as it does the nodes');
+# outside the framework (the benchmark), one the kernel picks.
+sub service_port
+{
+	return PostgreSQL::Test::Cluster::get_free_port() if defined &PostgreSQL::Test::Cluster::get_free_port;
+	my $sock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+	  or croak "could not open a socket: $!";
+	my $port = $sock->sockport;
+	close $sock;
+	return $port;
+}
+
 # Two free consecutive ports P, P+1 (swtpm's server and control ports).
 sub free_port_pair
 {
 	for (1 .. 50)
 	{
-		my $p = free_port();
+		my $p = service_port();
 		next if $p >= 65535;
-		my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $p + 1, Proto => 'tcp',
-			Listen => 1, ReuseAddr => 1) or next;
-		close $s;
-		return $p;
+		# get_free_port hands out ports in order and reserves each one: take
+		# the next one too.  The kernel's pick: P+1 must be free.
+		if (defined &PostgreSQL::Test::Cluster::get_free_port) { return $p if service_port() == $p + 1 }
+		elsif (_can_listen($p + 1)) { return $p }
 	}
 	croak "no two consecutive free ports";
+}
+
+sub _can_listen
+{
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Proto => 'tcp', Listen => 1)
+	  or return 0;
+	close $s;
+	return 1;
+}
+
+# The contents of a file (upstream's slurp_file, which the benchmark cannot
+# load).
+sub _read
+{
+	my ($path) = @_;
+	open my $fh, '<:raw', $path or croak "could not read $path: $!";
+	local $/;
+	return scalar(<$fh>) // '';
 }
 
 # A socket listening on 127.0.0.1:$port that never accepts: the kernel
@@ -177,14 +218,14 @@ sub softhsm_token
 sub kmip_store
 {
 	my ($dir) = @_;
-	my $client = "$FeDatakey::TestLib::REPO/kmip-client/kmip-datakey";
+	my $client = "$FeDatakey::Run::REPO/kmip-client/kmip-datakey";
 	my $text = recipe_section('KMIP: a key server (PyKMIP here)');
 	my $etc = "$dir/etc";
 	mkdir $etc;
 	tls_certificates($etc, [ 'server', '127.0.0.1', 'serverAuth' ], [ 'kmip-client', 'pg-datakey', 'clientAuth' ]);
-	write_file("$etc/kmip-ca.pem", slurp_file("$etc/ca.pem"));
+	write_file("$etc/kmip-ca.pem", _read("$etc/ca.pem"));
 	mkdir "$dir/kmip-policies";
-	my $port = free_port();
+	my $port = service_port();
 	write_file("$dir/kmip-server.conf", <<"EOF");
 [server]
 hostname=127.0.0.1
@@ -218,7 +259,7 @@ EOF
 	  or croak 'docs/key-stores.md: the KMIP setup no longer makes the client key file 0600 first';
 	# The install line makes the file the user then fills: tls_certificates did.
 	my $script = join "\n", grep { !m{^install -m 600 /dev/null } } split /\n/, fill_placeholders($setup, $map);
-	my $out = command_ok([ 'bash', '-e', '-o', 'pipefail', '-c', $script ]);
+	my $out = command_stdout([ 'bash', '-e', '-o', 'pipefail', '-c', $script ]);
 	($s->{key_id}) = $out =~ /^(\S+)\n\z/ or croak "the recipe's KMIP setup printed no key id: $out";
 	@$s{qw(wrap unwrap)} =
 	  map { fill_placeholders(quoted_after(recipe_block($text, 1), "export $_"), { %$map, KEY_ID => $s->{key_id} }) }
@@ -236,8 +277,8 @@ sub tang_store
 	my $text = recipe_section('Tang: network-bound unwrap (Clevis)');
 	my $db = "$dir/$name";
 	mkdir $db or croak "mkdir $db: $!";
-	command_ok([ '/usr/libexec/tangd-keygen', $db ]);
-	my $s = { db => $db, port => free_port() };
+	command_stdout([ '/usr/libexec/tangd-keygen', $db ]);
+	my $s = { db => $db, port => service_port() };
 	$s->{up} = sub {
 		$s->{svc} = start_service("tang $s->{db}",
 			[ 'socat', "TCP-LISTEN:$s->{port},bind=127.0.0.1,reuseaddr,fork", "EXEC:/usr/libexec/tangd $s->{db}" ],
@@ -246,7 +287,7 @@ sub tang_store
 	$s->{down} = sub { stop_service($s->{svc}) };
 	$s->{up}->();
 	(my $line = recipe_block($text, 0)) =~ s/\s*#.*//s;
-	my $thp = command_ok([ 'bash', '-e', '-o', 'pipefail', '-c', fill_placeholders($line, { '/var/db/tang' => $db }) ]);
+	my $thp = command_stdout([ 'bash', '-e', '-o', 'pipefail', '-c', fill_placeholders($line, { '/var/db/tang' => $db }) ]);
 	chomp $thp;
 	$thp =~ /^[\w-]{43}$/ or croak "the recipe's thumbprint line printed \"$thp\"";
 	$s->{thp} = $thp;
@@ -292,17 +333,17 @@ sub tls_certificates
 {
 	my ($dir, @certs) = @_;
 	my @days = ('-days', '2');
-	-e "$dir/ca.key" or command_ok([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', "$dir/ca.key",
+	-e "$dir/ca.key" or command_stdout([ 'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', "$dir/ca.key",
 		'-out', "$dir/ca.pem", @days, '-subj', '/CN=fe_datakey test CA',
 		'-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign' ]);
 	for my $c (@certs)
 	{
 		my ($name, $cn, $eku) = @$c;
 		write_file("$dir/$name.ext", "extendedKeyUsage=$eku\nsubjectAltName=IP:127.0.0.1\n");
-		command_ok([ 'openssl', 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', "$dir/$name.key",
+		command_stdout([ 'openssl', 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', "$dir/$name.key",
 			'-out', "$dir/$name.csr", '-subj', "/CN=$cn" ]);
 		chmod 0600, "$dir/$name.key";
-		command_ok([ 'openssl', 'x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/ca.pem",
+		command_stdout([ 'openssl', 'x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/ca.pem",
 			'-CAkey', "$dir/ca.key", '-CAcreateserial', @days, '-out', "$dir/$name.pem",
 			'-extfile', "$dir/$name.ext" ]);
 	}
@@ -331,6 +372,13 @@ sub tree_digest
 
 # --- the checks every store passes -------------------------------------------------------
 
+# The server log of $node from byte $from on ('' when there is none).
+sub server_log
+{
+	my ($node, $from) = @_;
+	return -e $node->logfile ? PostgreSQL::Test::Utils::slurp_file($node->logfile, $from // 0) : '';
+}
+
 sub datakey
 {
 	my (@args) = @_;
@@ -339,7 +387,7 @@ sub datakey
 }
 
 # run_store_checks(%args): what the issue asks of every store.
-#   name    => 'PKCS#11', dir => a temp_dir,
+#   name    => 'PKCS#11', dir => a directory of the test (a tempdir),
 #   wrap, unwrap => the store's commands (the recipe's, filled in),
 #   other   => [wrap, unwrap] of another store, for rewrap store -> other -> store,
 #   rotate  => [wrap, unwrap] under a new master key in the same store,
@@ -347,25 +395,29 @@ sub datakey
 #   silent  => sub: make the store accept and never answer (returns a guard;
 #              the store is back when the guard is gone and `up` ran),
 #   wrong   => [ [ what, unwrap command, qr/stderr of pg_datakey verify/ ], ... ].
-# Returns the cluster made with the store, the one rewrapped, and the key.
+# Returns the cluster made with the store, the one rewrapped (two
+# FeDatakey::Cluster nodes, "store" and "pass"), and the key.
 sub run_store_checks
 {
 	my (%a) = @_;
 	my ($name, $dir) = @a{qw(name dir)};
+	croak 'run_store_checks: the test must use FeDatakey::Cluster' unless FeDatakey::Cluster->can('new');
 	my $pass = passphrase_file($dir, 'datakey.pass', "passphrase for $name");
 
 	# --- initdb -y with the store, server, a table ---
-	my $node = FeDatakey::TestLib::Cluster->new("$dir/store");
+	my $node = FeDatakey::Cluster->new('store');
 	my $pgdata = $node->data_dir;
 	my ($rc, $out, $err) =
 	  $node->initdb('-y', { env => { PGDATAKEYWRAPCMD => $a{wrap}, PGDATAKEYUNWRAPCMD => $a{unwrap} } });
 	is($rc, 0, "$name: initdb -y wraps the new key with the store") or diag $err;
 	($rc, $out) = $node->postgres_C('data_encryption_key_unwrap_command');
 	is($out, $a{unwrap}, "$name: postgresql.conf names the store's unwrap command");
-	ok(scalar $node->start, "$name: the server starts, unwrapping the key from the store") or diag $node->log;
-	like($node->log, qr/data encryption key loaded and verified/, "$name: the server verified the key");
-	$node->safe_psql("CREATE TABLE kept AS SELECT 'written with $name'::text AS v");
-	is($node->psql('SELECT v FROM kept'), "written with $name", "$name: a table is written and read back");
+	ok($node->start(fail_ok => 1), "$name: the server starts, unwrapping the key from the store")
+	  or diag server_log($node);
+	like(server_log($node), qr/data encryption key loaded and verified/, "$name: the server verified the key");
+	$node->safe_psql('postgres', "CREATE TABLE kept AS SELECT 'written with $name'::text AS v");
+	is($node->safe_psql('postgres', 'SELECT v FROM kept'), "written with $name",
+		"$name: a table is written and read back");
 	my $key = unwrap_key_bytes($pgdata, $a{unwrap});
 	is(length $key, 64, "$name: the store gives back a 64-byte key");
 
@@ -373,17 +425,16 @@ sub run_store_checks
 	$node->stop;
 	$a{down}->();
 	my $before = tree_digest($pgdata);
-	$node->mark_log;
-	($rc, $out, $err) = $node->start(wait => 30);
-	isnt($rc, 0, "$name: with the store down the server does not start");
-	like($node->log_since_mark, qr/FATAL:  key unwrap command failed/,
+	my $mark = -s $node->logfile;
+	ok(!$node->start(fail_ok => 1), "$name: with the store down the server does not start");
+	like(server_log($node, $mark), qr/FATAL:  key unwrap command failed/,
 		"$name: and its log says the unwrap command failed");
 	is(tree_digest($pgdata), $before, "$name: nothing in the data directory changed");
 	($rc, undef, $err) = datakey('verify', '-D', $pgdata);
 	is($rc, 4, "$name: pg_datakey verify with the store down: a command failed (4)") or diag $err;
 	$a{up}->();
-	ok(scalar $node->start, "$name: with the store back the server starts") or diag $node->log_since_mark;
-	is($node->psql('SELECT v FROM kept'), "written with $name", "$name: data intact");
+	ok($node->start(fail_ok => 1), "$name: with the store back the server starts") or diag server_log($node, $mark);
+	is($node->safe_psql('postgres', 'SELECT v FROM kept'), "written with $name", "$name: data intact");
 	$node->stop;
 
 	# --- wrong key objects, labels, PINs ---
@@ -396,12 +447,12 @@ sub run_store_checks
 	}
 
 	# --- rewrap: passphrase -> store -> other store -> store -> rotated -> passphrase ---
-	my $pnode = FeDatakey::TestLib::Cluster->new("$dir/pass");
+	my $pnode = FeDatakey::Cluster->new('pass');
 	($rc, undef, $err) =
 	  $pnode->initdb('-y', '--key-wrap-command=' . openssl_wrap($pass), '--key-unwrap-command=' . openssl_unwrap($pass));
 	is($rc, 0, "$name: initdb -y with a passphrase") or diag $err;
-	ok(scalar $pnode->start, "$name: its server starts") or diag $pnode->log;
-	$pnode->safe_psql("CREATE TABLE kept AS SELECT 'rewrapped'::text AS v");
+	ok($pnode->start(fail_ok => 1), "$name: its server starts") or diag server_log($pnode);
+	$pnode->safe_psql('postgres', "CREATE TABLE kept AS SELECT 'rewrapped'::text AS v");
 	my $pkey = unwrap_key_bytes($pnode->data_dir, openssl_unwrap($pass));
 	my @chain = (
 		[ "from the passphrase into $name", $a{wrap}, $a{unwrap} ],
@@ -420,26 +471,25 @@ sub run_store_checks
 		if ($step == $chain[0])
 		{
 			# The store's key.bin of this cluster, for the wrong-key check below.
-			$a{_other_keybin} = slurp_file($pnode->data_dir . '/pg_encryption/key.bin');
+			$a{_other_keybin} = _read($pnode->data_dir . '/pg_encryption/key.bin');
 		}
 	}
 	is(unwrap_key_bytes($pnode->data_dir, openssl_unwrap($pass)), $pkey, "$name: after the rewraps, the same data key");
-	is($pnode->psql('SELECT v FROM kept'), 'rewrapped', "$name: the running server is unaffected by rewraps");
-	ok(scalar $pnode->restart, "$name: the server restarts after the rewraps") or diag $pnode->log;
+	is($pnode->safe_psql('postgres', 'SELECT v FROM kept'), 'rewrapped', "$name: the running server is unaffected by rewraps");
+	ok($pnode->restart(fail_ok => 1), "$name: the server restarts after the rewraps") or diag server_log($pnode);
 	$pnode->stop;
 
 	# --- a store that returns another key: the key check catches it ---
 	{
 		my $keybin = "$pgdata/pg_encryption/key.bin";
-		my $saved = slurp_file($keybin);
+		my $saved = _read($keybin);
 		write_file($keybin, $a{_other_keybin}, 0600);
 		($rc, undef, $err) = datakey('verify', '-D', $pgdata);
 		is($rc, 6, "$name: another cluster's key from the same store: wrong key (6)") or diag $err;
 		like($err, qr/does not match the key check/, "$name: and it says so");
-		$node->mark_log;
-		($rc) = $node->start(wait => 30);
-		isnt($rc, 0, "$name: the server does not start with another key");
-		like($node->log_since_mark, qr/FATAL:  data encryption key from key unwrap command does not match the key check/,
+		my $mark = -s $node->logfile;
+		ok(!$node->start(fail_ok => 1), "$name: the server does not start with another key");
+		like(server_log($node, $mark), qr/FATAL:  data encryption key from key unwrap command does not match the key check/,
 			"$name: the server's log says the key does not match the key check");
 		write_file($keybin, $saved, 0600);
 	}
@@ -459,10 +509,10 @@ sub run_store_checks
 			'--new-key-unwrap-command=' . openssl_unwrap($pass), { timeout => 60 });
 		is($rc, 5, "$name: pg_datakey rewrap --timeout=2 times out too (5)") or diag $err;
 		# The server's own bound, data_encryption_key_unwrap_timeout.
-		$node->mark_log;
-		($rc) = $node->start(wait => 60, options => '-c data_encryption_key_unwrap_timeout=2');
-		isnt($rc, 0, "$name: a store that never answers: the server start fails");
-		like($node->log_since_mark, qr/FATAL:  key unwrap command timed out/,
+		my $mark = -s $node->logfile;
+		ok(!$node->start_with_options('-c data_encryption_key_unwrap_timeout=2'),
+			"$name: a store that never answers: the server start fails");
+		like(server_log($node, $mark), qr/FATAL:  key unwrap command timed out/,
 			"$name: data_encryption_key_unwrap_timeout ended the command, and the log says so");
 		undef $guard;
 		$a{up}->();
@@ -470,9 +520,10 @@ sub run_store_checks
 		is($rc, 0, "$name: with the store back, the key verifies: the timed-out rewrap changed nothing") or diag $err;
 	}
 
-	# --- where the key went ---
-	is(join(',', files_containing($dir, $key)), '', "$name: the plaintext key is in no file");
-	is(join(',', files_containing($dir, $pkey)), '', "$name: nor the other cluster's");
+	# --- where the key went: the test's directory, the nodes' and their logs ---
+	my @where = ($dir, $node->basedir, $pnode->basedir, $ENV{TESTLOGDIR});
+	is(join(',', map { files_containing($_, $key) } @where), '', "$name: the plaintext key is in no file");
+	is(join(',', map { files_containing($_, $pkey) } @where), '', "$name: nor the other cluster's");
 	return ($node, $pnode, $key);
 }
 

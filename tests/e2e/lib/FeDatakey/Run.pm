@@ -9,6 +9,7 @@
 #   use FeDatakey::Run;
 #   my ($rc, $out, $err, $how) = run_command([ 'pg_datakey', 'status' ],
 #       env => { PGDATAKEYUNWRAPCMD => undef }, timeout => 60);
+#   my $out = command_stdout([ 'openssl', 'rand', '-hex', '16' ]);
 #   my $t = pty_start([ 'initdb', ... ]);
 #   $t->expect(qr/password:/); $t->send("secret\n"); $t->finish;
 #
@@ -26,7 +27,7 @@ use Exporter 'import';
 use File::Basename qw(dirname);
 use IPC::Run ();
 
-our @EXPORT = qw(run_command pty_start user_processes pg_bin_dir pg_major pg_bins);
+our @EXPORT = qw(run_command command_stdout pty_start user_processes pg_bin_dir pg_major pg_bins);
 
 our $REPO = abs_path(dirname(__FILE__) . '/../../../..');
 
@@ -168,6 +169,17 @@ sub run_command
 	my $st = $?;
 	my $status = ($st & 127) ? 128 + ($st & 127) : $st >> 8;
 	return ($status, $out, $err, { signal => $st & 127, timed_out => 0 });
+}
+
+# command_stdout(\@argv, %opts) -> the stdout of a command that must succeed
+# (a step of a test's setup, not a check: upstream's command_ok is the
+# check); dies with its stderr.  %opts: run_command's.
+sub command_stdout
+{
+	my ($cmd, %opts) = @_;
+	my ($rc, $out, $err) = run_command($cmd, %opts);
+	croak "command failed (status $rc): @$cmd\n$err" if $rc != 0;
+	return $out;
 }
 
 # --- pseudo-terminals -----------------------------------------------------------
