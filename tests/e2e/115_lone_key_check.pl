@@ -9,7 +9,8 @@ use warnings;
 use FeDatakey::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use FeDatakey::TestLib qw(write_file);
+use FeDatakey::Files qw(write_file);
+use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 
 my $C = 'FeDatakey::Cluster';
 chdir $C->base_dir;
@@ -32,7 +33,7 @@ sub lone_key_check
 sub refused
 {
 	my ($cmd, $name, $re) = @_;
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command($cmd);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command($cmd);
 	isnt($rc, 0, "$name: refused");
 	like($out . $err, $re, "$name: says why");
 	return $rc;
@@ -47,7 +48,7 @@ sub refused
 	lone_key_check($node);
 	ok(!$node->start(fail_ok => 1), 'server: a lone key.check in an unencrypted cluster, start refused');
 	like(slurp_file($node->logfile), qr/FATAL:  $refusal/, 'server: the log says why');
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command(
+	my ($rc, $out, $err) = FeDatakey::Run::run_command(
 		[ 'postgres', '--single', '-D', $node->data_dir, 'postgres' ], stdin => "select 1;\n");
 	isnt($rc, 0, 'server: a single-user backend refuses too');
 	like($err, $refusal, 'server: and says why');
@@ -91,14 +92,14 @@ sub refused
 {
 	my $node = $C->new('datakey')->init;
 	lone_key_check($node);
-	my ($rc, $out, $err) = FeDatakey::TestLib::run_command([ 'pg_datakey', 'status', '-D', $node->data_dir ]);
+	my ($rc, $out, $err) = FeDatakey::Run::run_command([ 'pg_datakey', 'status', '-D', $node->data_dir ]);
 	is($rc, 13, 'pg_datakey status: exit 13');
 	like($out, qr/^Encrypted:\s+no$/m, 'pg_datakey status: not encrypted, as pg_control says');
 	like($err, qr/^pg_datakey: error: $refusal$/m, 'pg_datakey status: says why');
-	($rc, $out, $err) = FeDatakey::TestLib::run_command([ 'pg_datakey', 'verify', '-D', $node->data_dir ]);
+	($rc, $out, $err) = FeDatakey::Run::run_command([ 'pg_datakey', 'verify', '-D', $node->data_dir ]);
 	is($rc, 13, 'pg_datakey verify: exit 13');
 	like($err, qr/^pg_datakey: error: $refusal$/m, 'pg_datakey verify: says why');
-	($rc, $out, $err) = FeDatakey::TestLib::run_command(
+	($rc, $out, $err) = FeDatakey::Run::run_command(
 		[ 'pg_datakey', 'rewrap', '-D', $node->data_dir, '--new-key-wrap-command=-', '--new-key-unwrap-command=-' ]);
 	is($rc, 13, 'pg_datakey rewrap: exit 13');
 	ok(!-e $node->data_dir . '/pg_encryption/key.bin', 'pg_datakey rewrap: wrote no key file');
