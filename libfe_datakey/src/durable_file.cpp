@@ -14,10 +14,6 @@ namespace fe_datakey {
 
 namespace {
 
-std::string in_quotes(const std::string& path) {
-    return "\"" + path + "\"";
-}
-
 std::string parent_directory(const std::string& path) {
     std::string parent = std::filesystem::path(path).parent_path().string();
     return parent.empty() ? "." : parent;

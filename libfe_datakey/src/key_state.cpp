@@ -18,14 +18,6 @@ namespace {
 
 using Kind = KeyStateFinding::Kind;
 
-std::string in_quotes(const std::string& s) {
-    return "\"" + s + "\"";
-}
-
-std::string path_in(const std::string& datadir, const std::string& rel) {
-    return datadir.empty() ? rel : datadir + "/" + rel;
-}
-
 // Whether something exists at `path` (of any type, a dangling link too); an
 // error other than ENOENT counts as existing: it cannot be ruled out.
 bool exists(const std::string& path) {
@@ -60,7 +52,7 @@ void unencrypted(const std::string& datadir, std::vector<KeyStateFinding>& out) 
     };
     for (const KeyStoreFile& f : {KeyStoreFile{key_file, "a data encryption key"},
                                   KeyStoreFile{key_check_file, "a data encryption key check"}})
-        if (exists(path_in(datadir, f.path)))
+        if (exists(data_directory_path(datadir, f.path)))
             out.push_back({Kind::key_files_unencrypted,
                            Error(ErrorCode::not_encrypted,
                                  std::string("data directory holds ") + f.what +
@@ -71,7 +63,7 @@ void unencrypted(const std::string& datadir, std::vector<KeyStateFinding>& out) 
 }
 
 void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {
-    const std::string path = path_in(datadir, key_file);
+    const std::string path = data_directory_path(datadir, key_file);
     const std::string hint = "Restore the file from a backup of this cluster: the cluster cannot "
                              "be used without its key.";
     struct stat st;
@@ -80,8 +72,7 @@ void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeySt
             {Kind::key_file_missing,
              Error(ErrorCode::io, "data encryption key file " + in_quotes(key_file) + " is missing",
                    "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
-                       "-bit key, but the file cannot be " + "accessed: " + std::strerror(ENOENT) +
-                       ".",
+                       "-bit key, but the file cannot be accessed: " + std::strerror(ENOENT) + ".",
                    hint)});
         return;
     }

@@ -23,10 +23,6 @@ namespace {
 constexpr std::size_t key_read_limit = 4096;
 constexpr std::size_t check_read_limit = 4096;
 
-std::string join(const std::string& dir, const std::string& rel) {
-    return dir.empty() ? rel : dir + "/" + rel;
-}
-
 mode_t directory_mode(bool group) {
     return group ? 0750 : 0700;
 }
@@ -34,13 +30,10 @@ mode_t file_mode(bool group) {
     return group ? 0640 : 0600;
 }
 
-std::string in_quotes(const std::string& path) {
-    return "\"" + path + "\"";
-}
-
 void write_bytes_durably(const std::string& datadir, const std::string& relpath,
                          const unsigned char* data, std::size_t size) {
-    replace_file_durably(join(datadir, relpath), data, size, file_mode(group_access(datadir)));
+    replace_file_durably(data_directory_path(datadir, relpath), data, size,
+                         file_mode(group_access(datadir)));
 }
 
 // Reads a plaintext key file ("-" mode) straight into locked memory.
@@ -137,8 +130,8 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
         return;
     }
     std::string tmp_rel = relpath + ".tmp";
-    std::string tmp = join(datadir, tmp_rel);
-    std::string path = join(datadir, relpath);
+    std::string tmp = data_directory_path(datadir, tmp_rel);
+    std::string path = data_directory_path(datadir, relpath);
     mode_t mode = file_mode(group_access(datadir));
     remove_if_exists(tmp);
 
@@ -175,7 +168,7 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
 
 void create_key_store(const std::string& datadir, const std::string& wrap_command, const Key& key,
                       const RunOptions& options) {
-    std::string dir = join(datadir, key_directory);
+    std::string dir = data_directory_path(datadir, key_directory);
     mode_t mode = directory_mode(group_access(datadir));
     if (mkdir(dir.c_str(), mode) == 0) {
         fsync_path(datadir.empty() ? "." : datadir, true);
@@ -198,17 +191,17 @@ void create_key_store(const std::string& datadir, const std::string& wrap_comman
     try {
         write_file_durably(datadir, key_check_file, KeyCheck::of(key).serialize());
     } catch (...) {
-        unlink(join(datadir, key_file).c_str());
+        unlink(data_directory_path(datadir, key_file).c_str());
         throw;
     }
 }
 
 std::optional<KeyCheck> find_key_check(const std::string& datadir) {
-    return read_check_file(join(datadir, key_check_file), key_check_file);
+    return read_check_file(data_directory_path(datadir, key_check_file), key_check_file);
 }
 
 KeyCheck read_key_check(const std::string& datadir) {
-    std::string path = join(datadir, key_check_file);
+    std::string path = data_directory_path(datadir, key_check_file);
     std::optional<KeyCheck> check = read_check_file(path, path);
     if (!check)
         throw Error(ErrorCode::check_invalid, "key check file " + in_quotes(path) + " is missing",
@@ -222,7 +215,7 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
              const RunOptions& options, const std::string& relpath) {
     // Before running anything: no prompt for a key that cannot be verified.
     KeyCheck check = read_key_check(datadir);
-    std::string path = join(datadir, relpath);
+    std::string path = data_directory_path(datadir, relpath);
     require_file(path);
     if (is_plaintext_mode(unwrap_command))
         return verify_key(read_plaintext_key(path), check, "key file " + in_quotes(path),
@@ -269,7 +262,8 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     check_path_is_shell_safe(relpath);
     require_file(key_file_path);
 
-    std::string check_path = join(parent.empty() ? "." : parent.string(), "key.check");
+    std::string check_path =
+        data_directory_path(parent.empty() ? "." : parent.string(), "key.check");
     std::optional<KeyCheck> check = read_check_file(check_path, check_path);
 
     SecureBuffer bytes;
@@ -290,6 +284,10 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     if (check_found != nullptr)
         *check_found = check;
     return key;
+}
+
+std::string data_directory_path(const std::string& datadir, const std::string& rel) {
+    return datadir.empty() ? rel : datadir + "/" + rel;
 }
 
 } // namespace fe_datakey

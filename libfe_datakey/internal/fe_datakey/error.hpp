@@ -53,4 +53,7 @@ private:
 // could not open file "x": No such file or directory
 [[noreturn]] void throw_io_error(const std::string& what, int saved_errno);
 
+// A file name or value in a message, in PostgreSQL's double quotes.
+std::string in_quotes(const std::string& text);
+
 } // namespace fe_datakey

@@ -21,6 +21,9 @@ constexpr const char* key_check_file = "pg_encryption/key.check";
 // directory is then made 0750 and the key files 0640, else 0700 and 0600.
 bool group_access(const std::string& datadir);
 
+// DATADIR/rel, or rel alone for an empty datadir (the working directory).
+std::string data_directory_path(const std::string& datadir, const std::string& rel);
+
 // Writes `data` to DATADIR/relpath durably: a temporary name beside it,
 // fsync, rename, fsync of the directory. Mode 0600 (0640 with group access).
 void write_file_durably(const std::string& datadir, const std::string& relpath,
