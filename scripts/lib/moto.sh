@@ -19,7 +19,8 @@ ensure_moto() {
     moto_missing || return 0
     # The source package comes from trixie's deb-src entry, the one
     # PostgreSQL 17 needs too.
-    if [[ $(apt-cache showsrc "$MOTO_SOURCE" 2>/dev/null || true) != *$'\nVersion: '* ]]; then
+    # (apt-cache showsrc takes no /suite.)
+    if ! apt-get source -q --print-uris "$MOTO_SOURCE" >/dev/null 2>&1; then
         ensure_deb_src 17
     fi
     local work rc=0
