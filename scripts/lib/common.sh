@@ -110,6 +110,10 @@ DEPS=(
     softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
     # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
     patroni python3-etcd etcd-server etcd-client pgbackrest
+    # the fault matrix's injected I/O faults (tests/e2e/18x_fault_io_*.pl):
+    # libfiu's POSIX preload and fiu-ctrl; strace's -e inject where libfiu
+    # cannot reach (postgres; one file's calls)
+    fiu-utils strace
 )
 
 step() { printf '==> %s\n' "$*"; }
