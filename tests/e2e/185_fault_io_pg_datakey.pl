@@ -235,12 +235,15 @@ for my $fault (sort keys %conf_error, 'write EINTR', 'write short')
 # call" rules would hit instead: strace fails the first call on that file.
 for my $case ([ 'open EIO', 'openat', 'EIO', qr/could not open (configuration )?file "[^"]*postgresql\.conf": $E/ ],
 	[ 'read EIO', 'read', 'EIO', qr/could not read (configuration )?file "[^"]*postgresql\.conf": $E/ ],
-	[ 'read EINTR', 'read', 'EINTR', undef ])
+	[ 'read EINTR', 'read', 'EINTR', undef ],
+	# the removal of a stale temporary file before the new one is written
+	[ 'unlink EIO', 'unlink,unlinkat', 'EIO', qr/could not remove file "[^"]*postgresql\.conf\.fe_datakey\.tmp": $E/, '.fe_datakey.tmp' ])
 {
-	my ($fault, $call, $errno, $error) = @$case;
+	my ($fault, $call, $errno, $error, $suffix) = @$case;
 	killed_after_rename($fault);
 	# strace matches an fd by its real path, a path argument as given.
-	my @conf = ("$pgdata/postgresql.conf", Cwd::abs_path("$pgdata/postgresql.conf"));
+	my $file = 'postgresql.conf' . ($suffix // '');
+	my @conf = ("$pgdata/$file", Cwd::abs_path($pgdata) . "/$file");
 	cell('pg_datakey config update', $fault,
 		sub { run_command([ strace_prefix(\@conf, $call, $errno), 'pg_datakey', 'repair', '-D', $pgdata ]) },
 		$error, committed => 1);
