@@ -6,6 +6,7 @@
 #   the file; key.bin and key.check are unchanged and the configured command
 #   opens the key; without the fault the server starts, the data intact;
 # - EINTR: the read is retried and the server starts.
+# The same for the server in single-user mode.
 use strict;
 use warnings;
 use Cwd ();
@@ -123,6 +124,27 @@ for my $case (@cases)
 	cell_ok('server', $fault, $ok && $node->safe_psql('postgres', 'SELECT v FROM t') eq 'kept',
 		"$file: without the fault the server starts, the data intact");
 	$node->stop if $ok;
+}
+
+# Single-user mode loads the key the same way, in the one process.
+for my $case (@cases)
+{
+	my ($fault, $file, $call, $errno, $error) = @$case;
+	my $before = key_files();
+	my ($rc, $out, $err) = run_command(
+		[ strace_prefix(paths($file), $call, $errno), 'postgres', '--single', '-D', $pgdata, 'postgres' ],
+		stdin => "SELECT v FROM t;\n", timeout => 60);
+	if (!defined $error)
+	{
+		cell_is('server --single', $fault, $rc, 0, "$file: the read is retried and the server runs") or diag $err;
+		cell_like('server --single', $fault, $out, qr/kept/, "$file: the data intact");
+		next;
+	}
+	cell_ok('server --single', $fault, $rc != 0 && $out !~ /kept/, "$file: the server does not run (status $rc)");
+	cell_like('server --single', $fault, $err, $error, "$file: it names the operation and the file");
+	cell_ok('server --single', $fault, key_files() eq $before, "$file: key.bin and key.check are unchanged");
+	($rc, $out) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "SELECT v FROM t;\n", timeout => 60);
+	cell_ok('server --single', $fault, $rc == 0 && $out =~ /kept/, "$file: without the fault it runs, the data intact");
 }
 
 done_testing();
