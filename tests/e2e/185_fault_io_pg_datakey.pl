@@ -157,21 +157,21 @@ sub cell
 	return;
 }
 
-my $E = qr/(Input\/output error|No space left on device)/;
+my $EIO = qr/Input\/output error/;
 
 # pg_datakey rewrap: the wrap command arms the fault, so it reaches the first
 # call of its kind after the new wrapping is written: the checks of
 # key.bin.new.tmp (open, fsync, rename), the key check read before the
-# verification, the journal write (the commit), and the removal of the
-# temporary files after the commit.
+# verification, the removal of a stale journal temporary file and the
+# journal write (the commit).
 my %rewrap_error = (
-	'open EIO' => [ qr/could not open file "[^"]*key\.bin\.new\.tmp": $E/, 0 ],
-	'fsync EIO' => [ qr/could not fsync file "[^"]*key\.bin\.new\.tmp": $E/, 0 ],
-	'rename EIO' => [ qr/could not rename file "[^"]*key\.bin\.new\.tmp" to "[^"]*key\.bin\.new": $E/, 0 ],
-	'read EIO' => [ qr/could not read file "[^"]*key\.check": $E/, 0 ],
-	'write EIO' => [ qr/could not write file "[^"]*rewrap\.state\.tmp": $E/, 0 ],
+	'open EIO' => [ qr/could not open file "[^"]*key\.bin\.new\.tmp": $EIO/, 0 ],
+	'fsync EIO' => [ qr/could not fsync file "[^"]*key\.bin\.new\.tmp": $EIO/, 0 ],
+	'rename EIO' => [ qr/could not rename file "[^"]*key\.bin\.new\.tmp" to "[^"]*key\.bin\.new": $EIO/, 0 ],
+	'read EIO' => [ qr/could not read file "[^"]*key\.check": $EIO/, 0 ],
+	'write EIO' => [ qr/could not write file "[^"]*rewrap\.state\.tmp": $EIO/, 0 ],
 	'write ENOSPC' => [ qr/could not write file "[^"]*rewrap\.state\.tmp": No space left on device/, 0 ],
-	'unlink EIO' => [ qr/could not remove file "[^"]*rewrap\.state\.tmp": $E/, 0 ],);
+	'unlink EIO' => [ qr/could not remove file "[^"]*rewrap\.state\.tmp": $EIO/, 0 ],);
 for my $fault (sort keys %rewrap_error, 'write EINTR', 'write short', 'read EINTR', 'read short')
 {
 	restore();
@@ -189,12 +189,12 @@ for my $fault (sort keys %rewrap_error, 'write EINTR', 'write short', 'read EINT
 # (pg_datakey stops at a file it cannot read: the journal's "could not read
 # rewrap journal".)
 my %repair_error = (
-	'open EIO' => qr/could not open lock file "[^"]*rewrap\.lock": $E/,
-	'read EIO' => qr/could not read rewrap journal "[^"]*rewrap\.state": $E/,
-	'unlink EIO' => qr/could not remove file "[^"]*key\.bin\.prev": $E/,
-	'fsync EIO' => qr/could not fsync file "[^"]*pg_encryption": $E/,
-	'rename EIO' => qr/could not rename file "[^"]*key\.bin\.new" to "[^"]*key\.bin": $E/,
-	'write EIO' => qr/could not write file "[^"]*postgresql\.conf[^"]*": $E/,
+	'open EIO' => qr/could not open lock file "[^"]*rewrap\.lock": $EIO/,
+	'read EIO' => qr/could not read rewrap journal "[^"]*rewrap\.state": $EIO/,
+	'unlink EIO' => qr/could not remove file "[^"]*key\.bin\.prev": $EIO/,
+	'fsync EIO' => qr/could not fsync file "[^"]*pg_encryption": $EIO/,
+	'rename EIO' => qr/could not rename file "[^"]*key\.bin\.new" to "[^"]*key\.bin": $EIO/,
+	'write EIO' => qr/could not write file "[^"]*postgresql\.conf[^"]*": $EIO/,
 	'write ENOSPC' => qr/could not write file "[^"]*postgresql\.conf[^"]*": No space left on device/,);
 for my $fault (sort keys %repair_error, 'write EINTR', 'write short', 'read EINTR', 'read short')
 {
@@ -209,9 +209,9 @@ for my $fault (sort keys %repair_error, 'write EINTR', 'write short', 'read EINT
 # after a rewrap killed once key.bin is the new file, repair's first write,
 # fsync and rename are postgresql.conf's.
 my %conf_error = (
-	'fsync EIO' => qr/could not fsync file "[^"]*postgresql\.conf[^"]*": $E/,
-	'rename EIO' => qr/could not rename file "[^"]*postgresql\.conf[^"]*" to "[^"]*postgresql\.conf": $E/,
-	'write EIO' => qr/could not write file "[^"]*postgresql\.conf[^"]*": $E/,
+	'fsync EIO' => qr/could not fsync file "[^"]*postgresql\.conf[^"]*": $EIO/,
+	'rename EIO' => qr/could not rename file "[^"]*postgresql\.conf[^"]*" to "[^"]*postgresql\.conf": $EIO/,
+	'write EIO' => qr/could not write file "[^"]*postgresql\.conf[^"]*": $EIO/,
 	'write ENOSPC' => qr/could not write file "[^"]*postgresql\.conf[^"]*": No space left on device/,);
 
 sub killed_after_rename
@@ -233,11 +233,11 @@ for my $fault (sort keys %conf_error, 'write EINTR', 'write short')
 # Its open and reads of postgresql.conf come after other opens and reads of
 # the same repair (the lock, the journal, key.bin), which libfiu's "first
 # call" rules would hit instead: strace fails the first call on that file.
-for my $case ([ 'open EIO', 'openat', 'EIO', qr/could not open (configuration )?file "[^"]*postgresql\.conf": $E/ ],
-	[ 'read EIO', 'read', 'EIO', qr/could not read (configuration )?file "[^"]*postgresql\.conf": $E/ ],
+for my $case ([ 'open EIO', 'openat', 'EIO', qr/could not open (configuration )?file "[^"]*postgresql\.conf": $EIO/ ],
+	[ 'read EIO', 'read', 'EIO', qr/could not read (configuration )?file "[^"]*postgresql\.conf": $EIO/ ],
 	[ 'read EINTR', 'read', 'EINTR', undef ],
 	# the removal of a stale temporary file before the new one is written
-	[ 'unlink EIO', 'unlink,unlinkat', 'EIO', qr/could not remove file "[^"]*postgresql\.conf\.fe_datakey\.tmp": $E/, '.fe_datakey.tmp' ])
+	[ 'unlink EIO', 'unlink,unlinkat', 'EIO', qr/could not remove file "[^"]*postgresql\.conf\.fe_datakey\.tmp": $EIO/, '.fe_datakey.tmp' ])
 {
 	my ($fault, $call, $errno, $error, $suffix) = @$case;
 	killed_after_rename($fault);

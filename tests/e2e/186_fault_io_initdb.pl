@@ -32,15 +32,15 @@ my $source = FeDatakey::Cluster->new('source');
 $source->init(encrypted => 1, wrap => openssl_wrap($pass), unwrap => openssl_unwrap($pass));
 my $source_key = $source->data_dir . '/pg_encryption/key.bin';
 
-my $E = qr/(Input\/output error|No space left on device)/;
+my $EIO = qr/Input\/output error/;
 my %error = (
-	'open EIO' => qr/could not open file "[^"]*key\.bin\.tmp": $E/,
-	'fsync EIO' => qr/could not fsync file "[^"]*key\.bin\.tmp": $E/,
-	'rename EIO' => qr/could not rename file "[^"]*key\.bin\.tmp" to "[^"]*key\.bin": $E/,
-	'unlink EIO' => qr/could not remove file "[^"]*key\.check\.tmp": $E/,
-	'write EIO' => qr/could not write file "[^"]*key\.check\.tmp": $E/,
+	'open EIO' => qr/could not open file "[^"]*key\.bin\.tmp": $EIO/,
+	'fsync EIO' => qr/could not fsync file "[^"]*key\.bin\.tmp": $EIO/,
+	'rename EIO' => qr/could not rename file "[^"]*key\.bin\.tmp" to "[^"]*key\.bin": $EIO/,
+	'unlink EIO' => qr/could not remove file "[^"]*key\.check\.tmp": $EIO/,
+	'write EIO' => qr/could not write file "[^"]*key\.check\.tmp": $EIO/,
 	'write ENOSPC' => qr/could not write file "[^"]*key\.check\.tmp": No space left on device/,
-	'read EIO' => qr/could not read (configuration )?file "[^"]*postgresql\.conf": $E/,);
+	'read EIO' => qr/could not read (configuration )?file "[^"]*postgresql\.conf": $EIO/,);
 
 sub starts
 {
