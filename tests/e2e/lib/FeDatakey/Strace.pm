@@ -22,12 +22,14 @@ use FeDatakey::Run ();
 our @EXPORT = qw(strace_prefix strace_postgres);
 
 # The argv prefix that runs a program under strace with the first $call
-# ("read", "openat", ...) on one of @$paths (absolute) failing with $errno.
+# ("read", "openat", ...) on one of @$paths (absolute) failing with $errno;
+# in the program's children too unless $own_only (a program that starts a
+# server which reads the same file).
 sub strace_prefix
 {
-	my ($paths, $call, $errno) = @_;
+	my ($paths, $call, $errno, $own_only) = @_;
 	croak 'strace_prefix: paths must be absolute' if grep { !m{^/} } @$paths;
-	return ('strace', '-f', '-qq', '-o', '/dev/null', (map { ('-P', $_) } @$paths),
+	return ('strace', ($own_only ? () : '-f'), '-qq', '-o', '/dev/null', (map { ('-P', $_) } @$paths),
 		'-e', "trace=$call", '-e', "inject=$call:error=$errno:when=1");
 }
 
