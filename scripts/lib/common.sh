@@ -112,8 +112,8 @@ DEPS=(
     patroni python3-etcd etcd-server etcd-client pgbackrest
     # the fault matrix's injected I/O faults (tests/e2e/18x_fault_io_*.pl):
     # libfiu's POSIX preload and fiu-ctrl; strace's -e inject where libfiu
-    # cannot reach (postgres; one file's calls)
-    fiu-utils strace
+    # cannot reach (postgres; one file's calls); gdb for a short read there
+    fiu-utils strace gdb
 )
 
 step() { printf '==> %s\n' "$*"; }

@@ -5,7 +5,9 @@
 # - EIO: the server does not start, and its log names the operation and
 #   the file; key.bin and key.check are unchanged and the configured command
 #   opens the key; without the fault the server starts, the data intact;
-# - EINTR: the read is retried and the server starts.
+# - EINTR: the read is retried and the server starts;
+# - a short read (gdb lowers the count of the first read of key.check): the
+#   server reads on and starts.
 # The same for the server in single-user mode.
 use strict;
 use warnings;
@@ -13,6 +15,7 @@ use Cwd ();
 use POSIX qw(WNOHANG);
 use FeDatakey::Cluster;
 use FeDatakey::Faults;
+use FeDatakey::Gdb;
 use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use FeDatakey::Run qw(run_command);
 use FeDatakey::Strace;
@@ -126,6 +129,19 @@ for my $case (@cases)
 	$node->stop if $ok;
 }
 
+# A short read of key.check (gdb lowers the count the postmaster asks for):
+# the server reads on and starts.
+{
+	my ($postgres, $done) = short_read_postgres($dir, "$pgdata/pg_encryption/key.check");
+	my $logfile = "$dir/server-short.log";
+	my ($started, $pid) = start_under($postgres, $logfile);
+	my $v = $started ? query_and_stop() : '';
+	my $log = finish($pid, $logfile);
+	cell_ok('server', 'read short', -s $done, 'its read of key.check was shortened') or diag $log;
+	cell_ok('server', 'read short', $started, 'the server reads on and starts');
+	cell_is('server', 'read short', $v, 'kept', 'the data intact');
+}
+
 # Single-user mode loads the key the same way, in the one process.
 for my $case (@cases)
 {
@@ -145,6 +161,15 @@ for my $case (@cases)
 	cell_ok('server --single', $fault, key_files() eq $before, "$file: key.bin and key.check are unchanged");
 	($rc, $out) = run_command([ 'postgres', '--single', '-D', $pgdata, 'postgres' ], stdin => "SELECT v FROM t;\n", timeout => 60);
 	cell_ok('server --single', $fault, $rc == 0 && $out =~ /kept/, "$file: without the fault it runs, the data intact");
+}
+
+{
+	my ($prefix, $env, $done) = short_read($dir, "$pgdata/pg_encryption/key.check");
+	my ($rc, $out, $err) = run_command([ @$prefix, 'postgres', '--single', '-D', $pgdata, 'postgres' ],
+		env => $env, stdin => "SELECT v FROM t;\n", timeout => 60);
+	cell_ok('server --single', 'read short', -s $done, 'its read of key.check was shortened') or diag $err;
+	cell_ok('server --single', 'read short', $rc == 0 && $out =~ /kept/,
+		"it reads on and runs, the data intact (status $rc)");
 }
 
 done_testing();

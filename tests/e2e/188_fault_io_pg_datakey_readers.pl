@@ -3,8 +3,9 @@
 #
 # Injected I/O faults at what pg_datakey status and verify read: the first
 # open or read of key.check or key.bin fails (strace -e inject, one file's
-# calls), or every read is shortened with an even chance (libfiu, status
-# only: verify runs the unwrap command, whose shell libfiu crashes).  EIO:
+# calls), or reads are shortened: every read with an even chance (libfiu)
+# for status, the first read of key.check (gdb) for verify, which runs the
+# unwrap command, whose shell libfiu would crash.  EIO:
 # the verb fails at once, naming the operation and the file, and works
 # again without the fault; EINTR and short reads are retried and the
 # output is that of a run without the fault.
@@ -14,6 +15,7 @@ use Cwd ();
 use FeDatakey::Cluster;
 use FeDatakey::Faults;
 use FeDatakey::Fiu;
+use FeDatakey::Gdb;
 use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use FeDatakey::Run qw(run_command);
 use FeDatakey::Strace;
@@ -71,6 +73,16 @@ for my $verb ('status', 'verify')
 	cell_is('pg_datakey status', 'read short', $rc, 0, 'every read shortened with an even chance: status succeeds')
 	  or diag $err;
 	cell_is('pg_datakey status', 'read short', $out, $clean{status}, 'and says what it says without the fault');
+}
+
+# verify runs the unwrap command, whose shell libfiu's rule would reach too:
+# gdb shortens its first read of key.check instead.
+{
+	my ($prefix, $env, $done) = short_read($dir, "$pgdata/pg_encryption/key.check");
+	my ($rc, $out, $err) = run_command([ @$prefix, 'pg_datakey', 'verify', '-D', $pgdata ], env => $env, timeout => 60);
+	cell_ok('pg_datakey verify', 'read short', -s $done, 'its read of key.check was shortened') or diag $err;
+	cell_is('pg_datakey verify', 'read short', $rc, 0, 'the read is followed by another and verify succeeds');
+	cell_is('pg_datakey verify', 'read short', strip_gdb($out), $clean{verify}, 'and says what it says without the fault');
 }
 
 done_testing();

@@ -5,21 +5,23 @@
 # read: strace -e inject fails the first open or read of the target's (the
 # old cluster's) key.check by the program itself, not by a server it
 # starts.  EIO: the program fails at once, naming the operation and the
-# file, and the target's key files are unchanged; EINTR: the read is retried and the check
-# passes.  Without the fault the check passes again.  pg_rewind runs as a
-# dry run (-n), which checks the keys and changes nothing; pg_upgrade as
-# --check.
+# file, and the target's key files are unchanged; EINTR: the read is
+# retried and the check passes; a short read (gdb): it reads on and passes.
+# Without the fault the check passes again.  pg_rewind runs as a dry run
+# (-n), which checks the keys and changes nothing; pg_upgrade as --check.
 use strict;
 use warnings;
 use Cwd ();
 use FeDatakey::Cluster;
 use FeDatakey::Faults;
+use FeDatakey::Gdb;
 use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use FeDatakey::Strace;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $C = 'FeDatakey::Cluster';
+my $dir = PostgreSQL::Test::Utils::tempdir();
 my ($wrap, $unwrap) = key_commands('faults');
 
 sub paths
@@ -60,6 +62,17 @@ sub run_cells
 	}
 }
 
+# A short read (gdb lowers the count of the program's first read of the
+# target's key.check): the check reads on and passes.
+sub short_read_cell
+{
+	my ($entry, $target, $argv, $ok) = @_;
+	my ($prefix, $env, $done) = short_read($dir, $target->data_dir . '/pg_encryption/key.check');
+	my ($rc, $out, $err) = FeDatakey::Run::run_command([ @$prefix, @$argv ], env => $env, timeout => 120);
+	cell_ok($entry, 'read short', -s $done, 'its read of key.check was shortened') or diag "$out\n$err";
+	cell_ok($entry, 'read short', $ok->($rc, strip_gdb($out)), 'it reads on and the key check passes');
+}
+
 # The paths whose content differs between two snapshots.
 sub diff_paths
 {
@@ -81,9 +94,10 @@ sub diff_paths
 	$primary->safe_psql('postgres', 'INSERT INTO t VALUES (3)');
 	$primary->stop;
 	$standby->stop;
-	run_cells('pg_rewind', $primary,
-		[ 'pg_rewind', '-n', '-D', $primary->data_dir, '--source-pgdata=' . $standby->data_dir, "--key-unwrap-command=$unwrap" ],
-		sub { $_[0] == 0 });
+	my @argv = ('pg_rewind', '-n', '-D', $primary->data_dir, '--source-pgdata=' . $standby->data_dir,
+		"--key-unwrap-command=$unwrap");
+	run_cells('pg_rewind', $primary, \@argv, sub { $_[0] == 0 });
+	short_read_cell('pg_rewind', $primary, \@argv, sub { $_[0] == 0 });
 }
 
 # pg_upgrade: a cluster and a new one made with its key.
@@ -93,8 +107,10 @@ sub diff_paths
 	my $new = $C->new('new');
 	$new->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap,
 		copy_key_from => $old->data_dir . '/pg_encryption/key.bin');
-	run_cells('pg_upgrade', $old, pg_upgrade_command($old, $new, '--check', "--key-unwrap-command=$unwrap"),
-		sub { $_[0] == 0 && $_[1] =~ /Checking data encryption keys\s+ok/ });
+	my $argv = pg_upgrade_command($old, $new, '--check', "--key-unwrap-command=$unwrap");
+	my $ok = sub { $_[0] == 0 && $_[1] =~ /Checking data encryption keys\s+ok/ };
+	run_cells('pg_upgrade', $old, $argv, $ok);
+	short_read_cell('pg_upgrade', $old, $argv, $ok);
 }
 
 done_testing();

@@ -9,7 +9,7 @@
 #
 # when=1: only the first matching call fails; every later one is real.
 # strace cannot shorten a count (its retval= skips the call): short counts
-# come from libfiu.
+# come from libfiu, or gdb (FeDatakey::Gdb).
 package FeDatakey::Strace;
 
 use strict;
