@@ -1,14 +1,18 @@
 # Versions: newest
 # (pg_datakey's steps are the same on every version; the server only reads the result)
 #
-# Injected I/O faults (libfiu, FeDatakey::Fiu) at the steps of pg_datakey
-# rewrap, repair and the configuration update: the cells of
+# Injected I/O faults (libfiu, FeDatakey::Fiu; strace for the configuration
+# file's own open, reads and removal) at the steps of pg_datakey rewrap,
+# repair and the configuration update: the cells of
 # tests/faults/cells/io.tsv for those rows.  One call fails once; then
 # - EIO and ENOSPC: the run fails with an error naming the operation and the
-#   file; the configured command still opens key.bin; key.bin, key.check and
-#   postgresql*.conf are each the old file or the new one, whole; the server
-#   starts; a repair and, where the rewrap had not committed, a second rewrap
-#   finish the job, and the server starts with the new passphrase;
+#   file; the key check is unchanged; the configured command still opens
+#   key.bin and the server starts (or, past the rename of the new key.bin,
+#   the new passphrase opens it and the server waits for repair, as after a
+#   crash there); key.bin, key.check and postgresql*.conf are each the old
+#   file or the new one, whole; a repair and, where the rewrap had not
+#   committed, a second rewrap finish the job, and the server starts with
+#   the new passphrase;
 # - EINTR and short counts: the call is retried and the run succeeds.
 # The same rule, with EIO, shows which call it reaches: the retried faults
 # are delivered to that same call.

@@ -44,8 +44,6 @@ my %POINTS = (
 	'rename EIO' => [ 'posix/io/dir/rename', 5 ],
 	'unlink EIO' => [ 'posix/io/dir/unlink', 5 ],
 	'open EIO' => [ 'posix/io/oc/open', 5 ],
-	# open() through stdio: what std::ifstream uses, for the configuration files
-	'fopen EIO' => [ 'posix/stdio/oc/fopen', 5 ],
 	'read EIO' => [ 'posix/io/rw/read', 5 ],
 	'read EINTR' => [ 'posix/io/rw/read', 4 ],
 	'read short' => [ 'posix/io/rw/read/reduce', 0 ],);
