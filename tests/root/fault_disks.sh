@@ -48,10 +48,11 @@ unwrap() { printf 'openssl enc -d -aes-128-cbc -pbkdf2 -pass file:%s -in "%%p"' 
 port=$((20000 + $$ % 20000))
 
 # as CMD...: CMD as the owner, with the PostgreSQL under test and pg_datakey
-# first in PATH, in $work; sets rc and err (its stderr).
+# first in PATH, in $work, for 120 seconds at most; sets rc and err (its
+# stderr).
 as() {
     rc=0
-    err=$(cd "$work" && runuser -u "$owner" -- env PATH="$pg_bin:$work/bin:$PATH" "$@" 2>&1 >/dev/null) || rc=$?
+    err=$(cd "$work" && runuser -u "$owner" -- timeout 120 env PATH="$pg_bin:$work/bin:$PATH" "$@" 2>&1 >/dev/null) || rc=$?
 }
 # cell STATUS ENTRY FAULT NAME: a TAP line, and the outcome in the cell log.
 cell() {
@@ -75,7 +76,7 @@ mount_tmpfs() {
 }
 # fill_cmd DIR: shell text that fills DIR's file system (as the owner).
 fill_cmd() { printf '{ cat /dev/zero >%s/filler; } 2>/dev/null; true' "$1"; }
-fill() { runuser -u "$owner" -- sh -c "$(fill_cmd "$1")"; }
+fill() { runuser -u "$owner" -- timeout 60 sh -c "$(fill_cmd "$1")"; }
 unfill() { rm -f "$1/filler"; }
 read_only() { mount -o remount,ro "$1"; }
 writable() { mount -o remount,rw "$1"; }
