@@ -116,6 +116,10 @@ DEPS=(
     # (scripts/lib/moto.sh), with the build dependencies on the next line
     awscli python3-flask-cors
     debhelper dh-python openstack-pkg-tools pybuild-plugin-pyproject python3-all python3-setuptools
+    # the fault matrix's injected I/O faults (tests/e2e/18x_fault_io_*.pl):
+    # libfiu's POSIX preload and fiu-ctrl; strace's -e inject where libfiu
+    # cannot reach (postgres; one file's calls); gdb for a short read there
+    fiu-utils strace gdb
 )
 
 step() { printf '==> %s\n' "$*"; }
