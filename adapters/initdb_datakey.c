@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define OUR_OPTIONS \
 	(FE_DATAKEY_OPT_WRAP | FE_DATAKEY_OPT_UNWRAP | FE_DATAKEY_OPT_NO_KEY_WRAP)
@@ -72,40 +71,19 @@ initdb_datakey_set_copy_key_from(const char *path)
 }
 
 /*
- * The file given with --copy-key-from must exist, be a regular file, and
- * have a path that can stand in a key command: checked with the other
- * options, before initdb says or creates anything.
+ * The file given with --copy-key-from must have a path that can stand in a
+ * key command, and exist as a regular file (a symbolic link to one is
+ * followed): checked with the other options, before initdb says or creates
+ * anything.
  */
 static int
 check_copy_path(const char *path, fe_datakey_error **err)
 {
-	struct stat st;
-
-	if (!fe_datakey_check_path(path, err))
+	if (!fe_datakey_check_key_file(path, err))
 	{
 		fe_datakey_error_prefix(*err,
 								"cannot use the file given with --copy-key-from: ");
 		return 0;
-	}
-	if (stat(path, &st) != 0)
-	{
-		char		message[1200];
-
-		snprintf(message, sizeof(message),
-				 "could not access file \"%.1000s\" given with --copy-key-from: %s",
-				 path, strerror(errno));
-		return fe_datakey_error_set(err, FE_DATAKEY_E_IO, message, NULL, NULL);
-	}
-	if (!S_ISREG(st.st_mode))
-	{
-		char		detail[1200];
-
-		snprintf(detail, sizeof(detail), "\"%.1000s\" is not a regular file.",
-				 path);
-		return fe_datakey_error_set(err, FE_DATAKEY_E_USAGE,
-									"invalid key file given with --copy-key-from",
-									detail,
-									"Give the pg_encryption/key.bin file of the cluster whose key to use.");
 	}
 	return 1;
 }

@@ -13,6 +13,8 @@
 #include "unwrap_command.hpp"
 #include "verify.hpp"
 
+#include "fe_datakey/store.hpp"
+
 #include <iostream>
 #include <stdexcept>
 
@@ -41,11 +43,13 @@ int run_status(const Invocation& inv, const std::string& datadir, const ConfigLo
     }
     if (s.key_check_error)
         throw *s.key_check_error;
+    fe_datakey::check_key_directory(datadir);
     return exit_ok;
 }
 
 int run_verify(const Invocation& inv, const std::string& datadir, const ConfigLocation& config) {
     require_encrypted(datadir);
+    fe_datakey::check_key_directory(datadir);
     RewrapInspection rewrap = inspect_rewrap(datadir);
     if (rewrap.phase == RewrapPhase::committed) {
         log_warning("an interrupted rewrap must be completed");
@@ -62,6 +66,7 @@ int run_verify(const Invocation& inv, const std::string& datadir, const ConfigLo
 
 int run_rewrap(const Invocation& inv, const std::string& datadir, const ConfigLocation& config) {
     require_encrypted(datadir);
+    fe_datakey::check_key_directory(datadir);
     RewrapRequest req;
     req.datadir = datadir;
     req.config_file = config.path;
@@ -83,6 +88,10 @@ int run_rewrap(const Invocation& inv, const std::string& datadir, const ConfigLo
 }
 
 int run_repair(const Invocation&, const std::string& datadir, const ConfigLocation& config) {
+    // Before the lock is taken (created if need be) and anything is removed
+    // or renamed: a file there that is not a regular one was not left by a
+    // rewrap, and is not ours to remove.
+    fe_datakey::check_key_directory(datadir);
     RewrapLock lock(datadir);
     switch (repair(datadir, config.path)) {
     case RepairOutcome::nothing_to_do:

@@ -354,6 +354,12 @@ int fe_datakey_check_path(const char* path, fe_datakey_error** err) noexcept {
     return guarded(err, [&] { check_key_file_path(path); });
 }
 
+int fe_datakey_check_key_file(const char* path, fe_datakey_error** err) noexcept {
+    if (!args_given(err, __func__, {ARG(path)}))
+        return 0;
+    return guarded(err, [&] { check_key_file(path); });
+}
+
 void fe_datakey_set_interrupt_check(fe_datakey_interrupt_fn fn) noexcept {
     set_interrupt_check(fn);
 }

@@ -9,11 +9,13 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fcntl.h>
 #include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 namespace fe_datakey {
 
@@ -140,28 +142,32 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
         run_wrap(expand_command(wrap_command, tmp_rel), key.bytes(), run);
 
         std::string role = role_name(Role::wrap);
-        // O_NONBLOCK: a FIFO left there must not block the open.
-        FileHandle fd(open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-        if (fd.get() < 0 && errno == ENOENT)
+        const std::string write_hint =
+            "A wrap command must write the wrapped key to the file named by %p.";
+        FileHandle fd(-1);
+        try {
+            // What the command left is checked before it is opened: a FIFO
+            // must not block the open, a link must not lead elsewhere.
+            fd = open_regular_file(tmp, "data encryption key file", tmp_rel, Links::refuse);
+        } catch (const Error& e) {
+            throw Error(e.code(), e.message(), e.detail(), write_hint);
+        }
+        if (fd.get() < 0)
             throw Error(ErrorCode::output_empty, role + " did not write the key file",
                         "The command succeeded but left no file at " + in_quotes(tmp_rel) + ".",
-                        "A wrap command must write the wrapped key to the file named by %p.");
-        if (fd.get() < 0)
-            throw_io_error("could not open file " + in_quotes(tmp), errno);
+                        write_hint);
         struct stat st;
         if (fstat(fd.get(), &st) != 0)
             throw_io_error("could not stat file " + in_quotes(tmp), errno);
-        if (!S_ISREG(st.st_mode))
-            throw Error(ErrorCode::output_empty, role + " did not write the key file",
-                        "The command left something other than a regular file at " +
-                            in_quotes(tmp_rel) + ".");
         if (st.st_size == 0)
             throw Error(ErrorCode::output_empty, role + " wrote an empty key file",
                         "The command succeeded but the file " + in_quotes(tmp_rel) + " is empty.",
                         "A wrap command must write the wrapped key to the file named by %p.");
         install_file(fd, mode, tmp, path);
     } catch (...) {
-        unlink(tmp.c_str());
+        // Whatever the command left: a file, or an empty directory.
+        if (unlink(tmp.c_str()) != 0 && errno == EISDIR)
+            rmdir(tmp.c_str());
         throw;
     }
 }
@@ -254,6 +260,36 @@ KeyFileCommandPath key_file_command_path(const std::string& key_file_path) {
 
 void check_key_file_path(const std::string& key_file_path) {
     check_path_is_shell_safe(key_file_command_path(key_file_path).relpath);
+}
+
+void check_key_file(const std::string& key_file_path) {
+    check_key_file_path(key_file_path);
+    require_key_file(key_file_path, Links::follow);
+}
+
+void check_key_directory(const std::string& datadir) {
+    namespace fs = std::filesystem;
+    std::string dir = data_directory_path(datadir, key_directory);
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec == std::errc::no_such_file_or_directory)
+        return;
+    if (ec)
+        throw_io_error("could not open directory " + in_quotes(dir), ec.value());
+    std::vector<std::string> names;
+    for (; it != fs::directory_iterator(); it.increment(ec)) {
+        if (ec)
+            throw_io_error("could not read directory " + in_quotes(dir), ec.value());
+        names.push_back(it->path().filename().string());
+    }
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+        std::string rel = std::string(key_directory) + "/" + name;
+        const char* what = rel == key_file         ? "data encryption key file"
+                           : rel == key_check_file ? "key check file"
+                                                   : "file";
+        check_regular_file(data_directory_path(datadir, rel), what, rel, Links::refuse);
+    }
 }
 
 Key load_key_file(const std::string& key_file_path, const std::string& unwrap_command,

@@ -122,10 +122,10 @@ refused('copy_without_y', [ "--copy-key-from=$dir/nonexistent" ], $no_env,
 	}
 	refused('copy_missing', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
 			"--copy-key-from=$dir/nonexistent/key.bin" ], $no_env,
-		qr/error: could not access file ".*nonexistent\/key.bin" given with --copy-key-from: No such file or directory/);
+		qr/error: cannot use the file given with --copy-key-from: could not access file ".*nonexistent\/key.bin": No such file or directory/);
 	refused('copy_directory', [ '-y', "--key-wrap-command=$trace_wrap", "--key-unwrap-command=$trace_unwrap",
 			"--copy-key-from=$dir" ], $no_env,
-		qr/error: invalid key file given with --copy-key-from/);
+		qr/error: cannot use the file given with --copy-key-from: data encryption key file "[^"]*" is not a regular file\n.*detail: It is a directory\./);
 }
 
 # --- malformed options --------------------------------------------------------------------------

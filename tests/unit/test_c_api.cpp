@@ -7,6 +7,10 @@
 #include <getopt.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -262,6 +266,28 @@ TEST(CApi, CheckPath) {
         fe_datakey_error_free(err);
         err = nullptr;
     }
+}
+
+TEST(CApi, CheckKeyFileFollowsALinkButWantsARegularFile) {
+    TempDir dir;
+    std::string file = dir / "key.bin";
+    ASSERT_EQ(close(open(file.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+    ASSERT_EQ(symlink(file.c_str(), (dir / "link.bin").c_str()), 0);
+    ASSERT_EQ(mkfifo((dir / "fifo.bin").c_str(), 0600), 0);
+    fe_datakey_error* err = nullptr;
+    EXPECT_EQ(fe_datakey_check_key_file(file.c_str(), &err), 1);
+    EXPECT_EQ(fe_datakey_check_key_file((dir / "link.bin").c_str(), &err), 1);
+    EXPECT_EQ(err, nullptr);
+    EXPECT_EQ(fe_datakey_check_key_file((dir / "fifo.bin").c_str(), &err), 0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_IO);
+    EXPECT_STREQ(fe_datakey_error_detail(err), "It is a FIFO.");
+    fe_datakey_error_free(err);
+    err = nullptr;
+    EXPECT_EQ(fe_datakey_check_key_file((dir / "none.bin").c_str(), &err), 0);
+    ASSERT_NE(err, nullptr);
+    EXPECT_EQ(fe_datakey_error_code(err), FE_DATAKEY_E_IO);
+    fe_datakey_error_free(err);
 }
 
 namespace {

@@ -380,3 +380,41 @@ TEST_F(Store, LoadKeyOfAMissingKeyFileIsAnIoError) {
     EXPECT_EQ(e.code(), ErrorCode::io);
     EXPECT_NE(e.message().find("No such file or directory"), std::string::npos) << e.message();
 }
+
+TEST_F(Store, TheKeyDirectoryHoldsRegularFilesOnly) {
+    // What pg_datakey's verbs check before they read, rename or remove
+    // anything there: the first entry that is not a regular file, by name.
+    EXPECT_EQ(error_of([&] { check_key_directory(datadir); }).code(), ErrorCode::ok)
+        << "no pg_encryption/ at all";
+    create_key_store(datadir, cat_wrap, Key::generate(128), opts());
+    EXPECT_EQ(error_of([&] { check_key_directory(datadir); }).code(), ErrorCode::ok);
+    ASSERT_EQ(mkfifo(in_data("pg_encryption/rewrap.state").c_str(), 0600), 0);
+    ASSERT_EQ(symlink("key.bin", in_data("pg_encryption/key.bin.prev").c_str()), 0);
+    Error e = error_of([&] { check_key_directory(datadir); });
+    EXPECT_EQ(e.code(), ErrorCode::io);
+    EXPECT_EQ(e.message(), "file \"pg_encryption/key.bin.prev\" is not a regular file");
+    EXPECT_EQ(e.detail(), "It is a symbolic link.");
+    ASSERT_EQ(unlink(in_data("pg_encryption/key.bin.prev").c_str()), 0);
+    e = error_of([&] { check_key_directory(datadir); });
+    EXPECT_EQ(e.message(), "file \"pg_encryption/rewrap.state\" is not a regular file");
+    EXPECT_EQ(e.detail(), "It is a FIFO.");
+}
+
+TEST_F(Store, AWrapThatLeavesNoRegularFileIsRefusedByTheRule) {
+    // Checked before it is opened: a FIFO would block the open.
+    Key key = Key::generate(128);
+    for (const char* leave : {"cat > /dev/null; mkfifo \"%p\"", "cat > /dev/null; mkdir \"%p\"",
+                              "cat > \"%p\".real; ln -s key.bin.tmp.real \"%p\""}) {
+        SCOPED_TRACE(leave);
+        Error e = error_of([&] { create_key_store(datadir, leave, key, opts()); });
+        EXPECT_EQ(e.code(), ErrorCode::io);
+        EXPECT_EQ(e.message(),
+                  "data encryption key file \"pg_encryption/key.bin.tmp\" is not a regular file");
+        EXPECT_EQ(e.hint(), "A wrap command must write the wrapped key to the file named by %p.");
+        struct stat st;
+        EXPECT_NE(lstat(in_data("pg_encryption/key.bin").c_str(), &st), 0);
+        EXPECT_NE(lstat(in_data("pg_encryption/key.bin.tmp").c_str(), &st), 0)
+            << "what the command left is removed";
+        unlink(in_data("pg_encryption/key.bin.tmp.real").c_str());
+    }
+}

@@ -162,6 +162,15 @@ extern int fe_datakey_command_validate(int role, const char* command, const char
  */
 extern int fe_datakey_check_path(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
 
+/*
+ * 1 when a key file given by the user can be used: fe_datakey_check_path
+ * passes, and the path names a regular file (a symbolic link is followed:
+ * the user named it). Else 0: FE_DATAKEY_E_UNSAFE_PATH, or FE_DATAKEY_E_IO
+ * for a file that is missing or is a FIFO, a directory, a socket, a device
+ * (the detail names the type). Opens nothing.
+ */
+extern int fe_datakey_check_key_file(const char* path, fe_datakey_error** err) FE_DATAKEY_NOEXCEPT;
+
 /* ---- running commands ---- */
 
 /*

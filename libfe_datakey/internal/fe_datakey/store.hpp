@@ -67,4 +67,15 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
 // directory and may hold anything. Throws unsafe_path.
 void check_key_file_path(const std::string& key_file_path);
 
+// check_key_file_path, and the file (through symbolic links: the user named
+// it) must be a regular file (regular_file.hpp); missing is io too.
+void check_key_file(const std::string& key_file_path);
+
+// Refuses DATADIR/pg_encryption/ if anything in it is not a regular file
+// (a FIFO, a directory, a socket, a symbolic link, a device), naming the
+// first such entry in name order and its type (io). Nothing is opened. A
+// missing pg_encryption/ passes. For what reads or replaces any of the
+// files there (pg_datakey's verbs).
+void check_key_directory(const std::string& datadir);
+
 } // namespace fe_datakey
