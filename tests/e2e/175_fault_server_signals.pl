@@ -1,7 +1,7 @@
 # The fault matrix, signals while the key is loaded, for the server
 # (pg_ctl start, and postgres --single): SIGTERM (pg_ctl stop -m smart),
-# SIGINT (-m fast) and SIGQUIT (-m immediate) while an unwrap command
-# without a timeout hangs.  The start ends at once with "shutdown requested
+# SIGINT (-m fast) and SIGQUIT (-m immediate; to postgres --single the
+# signal itself) while an unwrap command without a timeout hangs.  The start ends at once with "shutdown requested
 # while the data encryption key was being loaded", the command's whole
 # process group is gone, and the cluster starts again with its own command.
 # (A FIFO as a key file cannot block the start any more, 170: the command
@@ -44,6 +44,9 @@ my $hang = ': "%p"; ' . recorded($pids, 'sleep 2721');
 my $fatal =
   qr/FATAL:  shutdown requested while the data encryption key was being loaded\n.*DETAIL:  The key unwrap command was terminated, and the server did not start\./;
 
+# The signal each mode of pg_ctl stop sends.
+my %mode = (TERM => 'smart', INT => 'fast', QUIT => 'immediate');
+
 for my $sig ('TERM', 'INT', 'QUIT')
 {
 	my $fault = "SIG$sig while waiting";
@@ -59,11 +62,14 @@ for my $sig ('TERM', 'INT', 'QUIT')
 			30);
 		my $pgid = $cmd && pgid_of($cmd);
 		ok($cmd && $pm && $pgid, "server, $fault: the server waits on the hanging command");
+		# pg_ctl stop sends the signal of its mode to the postmaster.
 		my $t0 = time;
-		kill $sig, $pm if $pm;
+		my $stop = run_bounded([ 'pg_ctl', '-w', '-t', '30', '-D', $pgdata, '-m', $mode{$sig}, 'stop' ], timeout => 40);
 		my $ended = wait_for(sub { !alive($pm) }, 30);
 		my $secs = time - $t0;
-		note sprintf('server, %s: the postmaster ended %.2f s after the signal', $fault, $secs);
+		note sprintf('server, %s: pg_ctl stop -m %s returned %d, the postmaster ended %.2f s after it began',
+			$fault, $mode{$sig}, $stop->{rc}, $secs);
+		cell_is('server', $fault, $stop->{rc}, 0, "pg_ctl stop -m $mode{$sig} succeeds") or diag $stop->{err};
 		cell_ok('server', $fault, $ended && $secs < $bound, sprintf('the postmaster exits at once: %.1f s', $secs));
 		cell_like('server', $fault, slurp_file($node->logfile, $offset), $fatal, 'the log says why');
 		cell_is('server', $fault, group_left($pgid), '', 'no process of the command\'s group is left');
