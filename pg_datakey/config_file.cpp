@@ -3,6 +3,7 @@
 
 #include "exit_status.hpp"
 
+#include "fe_datakey/regular_file.hpp"
 #include "fe_datakey/store.hpp"
 
 #include <cerrno>
@@ -120,8 +121,20 @@ std::optional<std::string> ask_postgres(const std::string& binary, const std::st
 
 } // namespace
 
+namespace {
+
+// A small file the server writes into the data directory, or "" when there
+// is none; never blocks (regular_file.hpp).
+std::string small_file(const std::string& path) {
+    if (!fe_datakey::check_regular_file(path, "file", path, fe_datakey::Links::follow))
+        return {};
+    return fe_datakey::read_regular_file(path, "file", path, fe_datakey::Links::follow, 1 << 20);
+}
+
+} // namespace
+
 std::optional<pid_t> live_postmaster(const std::string& datadir) {
-    std::ifstream in(datadir + "/postmaster.pid");
+    std::istringstream in(small_file(datadir + "/postmaster.pid"));
     long pid = 0;
     if (!(in >> pid) || pid <= 0)
         return std::nullopt;
@@ -132,13 +145,10 @@ std::optional<pid_t> live_postmaster(const std::string& datadir) {
 
 std::vector<std::string> postmaster_opts(const std::string& datadir) {
     // The server writes the program path, then each argument as " \"arg\"".
-    std::ifstream in(datadir + "/postmaster.opts", std::ios::binary);
     std::vector<std::string> words;
-    if (!in)
+    std::string text = small_file(datadir + "/postmaster.opts");
+    if (text.empty())
         return words;
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    std::string text = buf.str();
     while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
         text.pop_back();
     std::size_t first = text.find(" \"");
@@ -156,7 +166,7 @@ std::vector<std::string> postmaster_opts(const std::string& datadir) {
 }
 
 std::optional<std::string> cluster_major_version(const std::string& datadir) {
-    std::ifstream in(datadir + "/PG_VERSION");
+    std::istringstream in(small_file(datadir + "/PG_VERSION"));
     std::string line;
     if (!std::getline(in, line))
         return std::nullopt;

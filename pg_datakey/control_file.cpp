@@ -4,6 +4,7 @@
 #include "control_file.hpp"
 
 #include "fe_datakey/error.hpp"
+#include "fe_datakey/regular_file.hpp"
 
 #include <array>
 #include <cerrno>
@@ -130,9 +131,11 @@ ControlFile parse_control_file(const unsigned char* data, std::size_t size,
 
 ControlFile read_control_file(const std::string& datadir) {
     std::string path = datadir + "/" + control_file;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        throw_io_error("could not open file \"" + path + "\"", errno);
+    fe_datakey::FileHandle file =
+        fe_datakey::open_regular_file(path, "file", path, fe_datakey::Links::follow);
+    if (file.get() < 0)
+        throw_io_error("could not open file \"" + path + "\"", ENOENT);
+    int fd = file.get();
     // The server writes 8192 bytes; the struct is far smaller.
     std::array<unsigned char, 8192> buf{};
     std::size_t got = 0;
@@ -140,16 +143,12 @@ ControlFile read_control_file(const std::string& datadir) {
         ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            int saved = errno;
-            ::close(fd);
-            throw_io_error("could not read file \"" + path + "\"", saved);
-        }
+        if (n < 0)
+            throw_io_error("could not read file \"" + path + "\"", errno);
         if (n == 0)
             break;
         got += static_cast<std::size_t>(n);
     }
-    ::close(fd);
     return parse_control_file(buf.data(), got, path);
 }
 

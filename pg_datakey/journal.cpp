@@ -5,6 +5,7 @@
 #include "paths.hpp"
 
 #include "fe_datakey/conf.hpp"
+#include "fe_datakey/regular_file.hpp"
 #include "fe_datakey/secure_buffer.hpp"
 #include "fe_datakey/store.hpp"
 
@@ -81,12 +82,13 @@ Journal Journal::parse(const std::string& text) {
 }
 
 std::string file_sha256(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fe_datakey::throw_io_error("could not open file \"" + path + "\"", errno);
+    fe_datakey::FileHandle file =
+        fe_datakey::open_regular_file(path, "file", path, fe_datakey::Links::refuse);
+    if (file.get() < 0)
+        fe_datakey::throw_io_error("could not open file \"" + path + "\"", ENOENT);
+    int fd = file.get();
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
-        ::close(fd);
         throw fe_datakey::Error(fe_datakey::ErrorCode::internal, "could not compute a SHA-256");
     }
     // In "-" mode the file is the plaintext key: no stream or stack buffer
@@ -96,16 +98,12 @@ std::string file_sha256(const std::string& path) {
         ssize_t n = ::read(fd, buf.data(), buf.capacity());
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            int saved = errno;
-            ::close(fd);
-            fe_datakey::throw_io_error("could not read file \"" + path + "\"", saved);
-        }
+        if (n < 0)
+            fe_datakey::throw_io_error("could not read file \"" + path + "\"", errno);
         if (n == 0)
             break;
         EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<std::size_t>(n));
     }
-    ::close(fd);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx.get(), md, &len);
@@ -124,15 +122,10 @@ void write_journal(const std::string& datadir, const Journal& journal) {
 
 std::optional<Journal> read_journal(const std::string& datadir) {
     std::string path = datadir + "/" + journal_file;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT)
-            return std::nullopt;
-        fe_datakey::throw_io_error("could not open file \"" + path + "\"", errno);
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return Journal::parse(text.str());
+    if (!fe_datakey::check_regular_file(path, "rewrap journal", path, fe_datakey::Links::refuse))
+        return std::nullopt;
+    return Journal::parse(fe_datakey::read_regular_file(path, "rewrap journal", path,
+                                                        fe_datakey::Links::refuse, 1 << 20));
 }
 
 void remove_journal(const std::string& datadir) {

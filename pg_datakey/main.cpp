@@ -7,6 +7,7 @@
 #include "datadir.hpp"
 #include "exit_status.hpp"
 #include "logging.hpp"
+#include "stop_signals.hpp"
 #include "trust.hpp"
 
 #include <exception>
@@ -32,6 +33,7 @@ int run(int argc, char** argv) {
     // word, and no one else may act on them (see trust.hpp). The owner is
     // checked by resolve_data_directory.
     refuse_root();
+    stop_on_signals();
     std::string datadir = resolve_data_directory(inv.pgdata);
     ConfigLocation config = locate_config_file(datadir, inv.config_file);
     return command_spec(inv.command).run(inv, datadir, config);

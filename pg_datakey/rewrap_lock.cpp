@@ -2,6 +2,7 @@
 #include "rewrap_lock.hpp"
 
 #include "exit_status.hpp"
+#include "fe_datakey/regular_file.hpp"
 #include "paths.hpp"
 
 #include "fe_datakey/store.hpp"
@@ -16,7 +17,8 @@ namespace pg_datakey {
 RewrapLock::RewrapLock(const std::string& datadir, int wait_ms) {
     std::string path = datadir + "/" + lock_file;
     mode_t mode = fe_datakey::group_access(datadir) ? 0640 : 0600;
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+    fe_datakey::check_regular_file(path, "lock file", path, fe_datakey::Links::refuse);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
     if (fd_ < 0)
         fe_datakey::throw_io_error("could not open lock file \"" + path + "\"", errno);
     int rc;
@@ -43,7 +45,8 @@ RewrapLock::~RewrapLock() {
 
 bool rewrap_lock_held(const std::string& datadir) {
     std::string path = datadir + "/" + lock_file;
-    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // O_NONBLOCK: whatever is there, the open must not wait.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return false;
     bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;

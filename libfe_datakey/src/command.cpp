@@ -299,10 +299,83 @@ struct ChildSetup : bp::extend::handler {
 
 using Clock = std::chrono::steady_clock;
 
-// How long the output of an unwrap command that has exited is still read.
+// How long the output of an unwrap command that has exited, or has written
+// too much, is still read.
 constexpr int kPipeGraceMs = 250;
+// How much more than its limit an unwrap command's output is counted.
+constexpr std::size_t kTooLongCountLimit = 4096;
 
 std::atomic<InterruptCheck> interrupt_check{nullptr};
+
+// The signals that ask a program to stop. A run that no interrupt check
+// governs (initdb, pg_rewind, pg_upgrade) catches them while its command
+// runs, so that the command's process group is killed rather than left
+// behind; afterwards the caller's handling is restored and the signal raised
+// again, so that the program ends, or handles it, as it would have.
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
+volatile sig_atomic_t stop_signal_caught = 0;
+
+extern "C" void on_stop_signal(int sig) {
+    stop_signal_caught = sig;
+}
+
+class StopSignals {
+public:
+    StopSignals() {
+        if (interrupt_check.load() != nullptr)
+            return;
+        stop_signal_caught = 0;
+        struct sigaction act;
+        std::memset(&act, 0, sizeof act);
+        act.sa_handler = on_stop_signal;
+        sigemptyset(&act.sa_mask);
+        act.sa_flags = 0; // no SA_RESTART: a wait ends with EINTR at once
+        for (std::size_t i = 0; i < std::size(kStopSignals); i++) {
+            struct sigaction& old = old_[i];
+            if (sigaction(kStopSignals[i], nullptr, &old) != 0 || old.sa_handler == SIG_IGN)
+                continue; // ignored (nohup, say): it stays ignored
+            if (sigaction(kStopSignals[i], &act, nullptr) == 0)
+                installed_[i] = true;
+        }
+        // Delivered while we wait, not held back by a mask we inherited.
+        sigset_t set;
+        sigemptyset(&set);
+        for (std::size_t i = 0; i < std::size(kStopSignals); i++)
+            if (installed_[i])
+                sigaddset(&set, kStopSignals[i]);
+        pthread_sigmask(SIG_UNBLOCK, &set, &old_mask_);
+        active_ = true;
+    }
+    ~StopSignals() {
+        if (!active_)
+            return;
+        pthread_sigmask(SIG_SETMASK, &old_mask_, nullptr);
+        for (std::size_t i = 0; i < std::size(kStopSignals); i++)
+            if (installed_[i])
+                sigaction(kStopSignals[i], &old_[i], nullptr);
+        if (int sig = stop_signal_caught; sig != 0) {
+            stop_signal_caught = 0;
+            raise(sig);
+        }
+    }
+    StopSignals(const StopSignals&) = delete;
+    StopSignals& operator=(const StopSignals&) = delete;
+
+    bool active() const { return active_; }
+
+private:
+    bool active_ = false;
+    bool installed_[std::size(kStopSignals)] = {};
+    struct sigaction old_[std::size(kStopSignals)];
+    sigset_t old_mask_;
+};
+
+// Whether the caller's interrupt check, or a stop signal, asks to stop.
+bool stop_requested(InterruptCheck check) {
+    if (check != nullptr)
+        return check() != 0;
+    return stop_signal_caught != 0;
+}
 
 // Why a run stopped before the command ended.
 enum class Stop { none, timeout, interrupt };
@@ -337,25 +410,23 @@ public:
         if (seconds > 0)
             deadline_ = Clock::now() + std::chrono::seconds(seconds);
     }
-    // Whether waiting must wake up on its own (else it may block for good).
-    bool active() const { return deadline_.has_value() || check_ != nullptr; }
     // For poll(): -1 when nothing limits the wait, else the milliseconds
     // until the deadline or the next interrupt check (0 once due).
     int slice_ms() const {
         long long left = deadline_ ? ms_until(*deadline_) : -1;
-        if (check_ != nullptr) {
-            long long to_check = ms_until(next_check_);
-            left = left < 0 ? to_check : std::min(left, to_check);
-        }
+        long long to_check = ms_until(next_check_);
+        left = left < 0 ? to_check : std::min(left, to_check);
         return static_cast<int>(std::min<long long>(left, INT_MAX));
     }
     Stop check() {
         Clock::time_point now = Clock::now();
         if (deadline_ && now >= *deadline_)
             return Stop::timeout;
-        if (check_ != nullptr && now >= next_check_) {
+        if (check_ == nullptr && stop_signal_caught != 0)
+            return Stop::interrupt;
+        if (now >= next_check_) {
             next_check_ = now + std::chrono::milliseconds(kInterruptCheckMs);
-            if (check_() != 0)
+            if (stop_requested(check_))
                 return Stop::interrupt;
         }
         return Stop::none;
@@ -459,13 +530,22 @@ public:
         return poll_once(fd, pidfd_.get(), slice);
     }
 
+    // Whether the command finishes by `until`: waits at most that long.
+    bool finished_by(Clock::time_point until) {
+        while (!finished()) {
+            long long ms = ms_until(until);
+            if (ms <= 0)
+                return false;
+            if (pidfd_.get() >= 0)
+                poll_once(-1, pidfd_.get(), static_cast<int>(ms));
+            else
+                usleep(1000);
+        }
+        return true;
+    }
+
     // Stop::none once the command has finished.
     Stop wait(Watch& watch) {
-        if (!watch.active()) {
-            exited(true);
-            finished();
-            return Stop::none;
-        }
         for (;;) {
             if (finished())
                 return Stop::none;
@@ -684,9 +764,11 @@ std::vector<char*> syntax_check_environment() {
     return env;
 }
 
-// Waits for `pid` for at most kSyntaxCheckMs; kills it when that runs out.
-// Returns its wait status, or -1 after a kill.
-int wait_bounded(pid_t pid) {
+// Waits for `pid` for at most kSyntaxCheckMs; kills it when that runs out
+// (returns -1) or when the caller asks to stop (throws interrupted).
+// Returns its wait status.
+int wait_bounded(Role role, pid_t pid) {
+    InterruptCheck check = interrupt_check.load();
     Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
     Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(kSyntaxCheckMs);
     for (;;) {
@@ -699,15 +781,21 @@ int wait_bounded(pid_t pid) {
                         std::string("waitpid failed: ") + std::strerror(errno) + ".");
         long long left =
             std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
+        bool stop = stop_requested(check);
+        if (left <= 0 || stop) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
             }
+            if (stop)
+                throw Error(ErrorCode::interrupted,
+                            std::string(role_name(role)) + " was interrupted",
+                            "The program running it was asked to stop while the shell checked "
+                            "the command's syntax.");
             return -1;
         }
         if (pidfd.get() >= 0) {
             pollfd p{pidfd.get(), POLLIN, 0};
-            poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+            poll(&p, 1, static_cast<int>(std::min<long long>(left, kInterruptCheckMs)));
         } else {
             usleep(1000);
         }
@@ -750,7 +838,7 @@ void check_command_syntax(Role role, const std::string& command) {
         throw spawn_error(role, "Could not run the shell " + shell +
                                     " to check the command: " + std::strerror(rc) + ".");
 
-    int status = wait_bounded(pid);
+    int status = wait_bounded(role, pid);
     if (status == -1)
         throw spawn_error(role, "The shell did not finish checking the command's syntax within " +
                                     std::to_string(kSyntaxCheckMs / 1000) + " seconds.");
@@ -773,6 +861,7 @@ void set_interrupt_check(InterruptCheck check) noexcept {
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options) {
     const Role role = Role::wrap;
+    StopSignals stop_signals; // before the child: it outlives the kill
     Watch watch(options.timeout_seconds);
     Fd child_stdin, to_child;
     command_pipe(role, child_stdin, to_child);
@@ -809,8 +898,9 @@ void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
 }
 
 SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
-                        const RunOptions& options) {
+                        const RunOptions& options, const std::string& expected) {
     const Role role = Role::unwrap;
+    StopSignals stop_signals; // before the child: it outlives the kill
     Watch watch(options.timeout_seconds);
     Fd child_stdout, from_child;
     command_pipe(role, child_stdout, from_child);
@@ -821,14 +911,17 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
 
     SecureBuffer output(max_output);
     std::size_t total = 0;
-    // Output beyond max_output is read and dropped so that the command never
-    // blocks on a full pipe; it may be key material too, hence the wipe.
+    // Output beyond max_output already decides the outcome: what follows is
+    // only counted, for the message, and may be key material too (hence the
+    // wipe). Reading stops at EOF, or a short grace period after the command
+    // has exited (a background process it left behind may hold the pipe
+    // open: it was killed with the rest of the group, but one that left the
+    // group is not), or after the same grace once the output is too long,
+    // or when kTooLongCountLimit more bytes have come.
     unsigned char discard[4096];
-    // The read ends at EOF, or a short grace period after the command has
-    // exited: a background process it left behind may hold the pipe open
-    // (it was killed with the rest of the group, but one that left the group
-    // is not).
     Stop stop = Stop::none;
+    bool eof = false;
+    bool too_long = false;
     std::optional<Clock::time_point> drain_until;
     for (;;) {
         if (!drain_until) {
@@ -850,8 +943,10 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
         std::size_t room = output.capacity() - output.size();
         ssize_t n = room > 0 ? read(from_child.get(), output.data() + output.size(), room)
                              : read(from_child.get(), discard, sizeof discard);
-        if (n == 0)
+        if (n == 0) {
+            eof = true;
             break;
+        }
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -862,21 +957,42 @@ SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_out
         else
             OPENSSL_cleanse(discard, static_cast<std::size_t>(n));
         total += static_cast<std::size_t>(n);
+        if (!too_long && total > max_output) {
+            too_long = true;
+            Clock::time_point grace = Clock::now() + std::chrono::milliseconds(kPipeGraceMs);
+            if (!drain_until || grace < *drain_until)
+                drain_until = grace;
+        }
+        if (too_long && total > max_output + kTooLongCountLimit)
+            break;
     }
     from_child.reset();
 
+    if (too_long) {
+        // The command ended on its own and closed its output: the count is
+        // exact, and a failure of its own comes first. Otherwise it is killed.
+        bool ended = eof && child.finished_by(*drain_until);
+        if (ended)
+            check_status(role, child.status());
+        else
+            child.kill_and_reap();
+        // A command that was killed wrote more than the limit: how much more
+        // it would have written no one knows.
+        std::string got = ended ? std::to_string(total) : "more than " + std::to_string(max_output);
+        throw Error(
+            ErrorCode::output_long,
+            std::string("data encryption key from ") + role_name(role) + " is too long",
+            "Expected " +
+                (expected.empty() ? "at most " + std::to_string(max_output) + " bytes" : expected) +
+                ", got " + got + ".",
+            "An unwrap command must write exactly the plaintext key to its standard "
+            "output, and nothing else.");
+    }
     if (stop == Stop::none && !drain_until)
         stop = child.wait(watch);
     if (stop != Stop::none)
         throw_stopped(role, stop, child, options.timeout_seconds);
     check_status(role, child.status());
-    if (total > max_output)
-        throw Error(ErrorCode::output_long,
-                    std::string("data encryption key from ") + role_name(role) + " is too long",
-                    "Expected at most " + std::to_string(max_output) + " bytes, got " +
-                        std::to_string(total) + ".",
-                    "An unwrap command must write exactly the plaintext key to its standard "
-                    "output, and nothing else.");
     return output;
 }
 

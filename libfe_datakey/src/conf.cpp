@@ -4,6 +4,7 @@
 
 #include "fe_datakey/durable_file.hpp"
 #include "fe_datakey/error.hpp"
+#include "fe_datakey/regular_file.hpp"
 
 #include <cctype>
 #include <cerrno>
@@ -87,13 +88,11 @@ std::optional<std::string> setting_value_token(const std::string& line) {
     return line.substr(i, j - i);
 }
 
+// Larger than any configuration file PostgreSQL would be given.
+constexpr std::size_t conf_read_limit = 64 << 20;
+
 std::string read_whole_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in)
-        throw_io_error("could not open file \"" + path + "\"", errno);
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return buf.str();
+    return read_regular_file(path, "configuration file", path, Links::follow, conf_read_limit);
 }
 
 // The file a path names, through any symbolic links: replacing a link by a

@@ -3,6 +3,7 @@
 #include "fe_datakey/key_state.hpp"
 
 #include "fe_datakey/key.hpp"
+#include "fe_datakey/regular_file.hpp"
 #include "fe_datakey/store.hpp"
 
 #include <cerrno>
@@ -23,20 +24,6 @@ using Kind = KeyStateFinding::Kind;
 bool exists(const std::string& path) {
     struct stat st;
     return lstat(path.c_str(), &st) == 0 || errno != ENOENT;
-}
-
-// Why the key file cannot be opened for reading, or empty when it can.
-std::string unreadable(const std::string& path) {
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0)
-        return std::string("could not stat it: ") + std::strerror(errno);
-    if (!S_ISREG(st.st_mode))
-        return "it is not a regular file";
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return std::string("could not open it: ") + std::strerror(errno);
-    close(fd);
-    return {};
 }
 
 void unencrypted(const std::string& datadir, std::vector<KeyStateFinding>& out) {
@@ -66,8 +53,16 @@ void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeySt
     const std::string path = data_directory_path(datadir, key_file);
     const std::string hint = "Restore the file from a backup of this cluster: the cluster cannot "
                              "be used without its key.";
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+    std::optional<Error> refused;
+    bool present = true;
+    try {
+        FileHandle fd =
+            open_regular_file(path, "data encryption key file", key_file, Links::refuse);
+        present = fd.get() >= 0;
+    } catch (const Error& e) {
+        refused = e;
+    }
+    if (!present) {
         out.push_back(
             {Kind::key_file_missing,
              Error(ErrorCode::io, "data encryption key file " + in_quotes(key_file) + " is missing",
@@ -76,14 +71,14 @@ void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeySt
                    hint)});
         return;
     }
-    if (std::string why = unreadable(path); !why.empty())
+    if (refused)
         out.push_back(
             {Kind::key_file_unreadable,
-             Error(ErrorCode::io,
-                   "data encryption key file " + in_quotes(key_file) + " is unreadable: " + why,
-                   "pg_control says the cluster is encrypted with a " + std::to_string(bits) +
-                       "-bit key.",
-                   hint)});
+             Error(ErrorCode::io, refused->message(),
+                   refused->detail().empty() ? "pg_control says the cluster is encrypted with a " +
+                                                   std::to_string(bits) + "-bit key."
+                                             : refused->detail(),
+                   refused->hint().empty() ? hint : refused->hint())});
 }
 
 void key_check_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {

@@ -5,6 +5,7 @@
 #include "fe_datakey/store.hpp"
 
 #include "fe_datakey/error.hpp"
+#include "fe_datakey/regular_file.hpp"
 
 #include <openssl/crypto.h>
 
@@ -37,10 +38,10 @@ void write_bytes_durably(const std::string& datadir, const std::string& relpath,
 }
 
 // Reads a plaintext key file ("-" mode) straight into locked memory.
-SecureBuffer read_key_file(const std::string& path) {
-    FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+SecureBuffer read_key_file(const std::string& path, Links links) {
+    FileHandle fd = open_regular_file(path, "data encryption key file", path, links);
     if (fd.get() < 0)
-        throw_io_error("could not open file " + in_quotes(path), errno);
+        throw_io_error("could not open file " + in_quotes(path), ENOENT);
     SecureBuffer buf(key_read_limit);
     for (;;) {
         std::size_t room = buf.capacity() - buf.size();
@@ -62,8 +63,8 @@ SecureBuffer read_key_file(const std::string& path) {
                     (size > key_read_limit ? std::to_string(size) : "more") + ".");
 }
 
-SecureBuffer read_plaintext_key(const std::string& path) {
-    SecureBuffer buf = read_key_file(path);
+SecureBuffer read_plaintext_key(const std::string& path, Links links) {
+    SecureBuffer buf = read_key_file(path, links);
     if (buf.size() == 0)
         throw Error(ErrorCode::output_empty, "key file " + in_quotes(path) + " is empty");
     return buf;
@@ -72,12 +73,9 @@ SecureBuffer read_plaintext_key(const std::string& path) {
 // The key check at `path`, or nothing when the file does not exist; errors
 // name the file as `shown`.
 std::optional<KeyCheck> read_check_file(const std::string& path, const std::string& shown) {
-    FileHandle fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0) {
-        if (errno == ENOENT)
-            return std::nullopt;
-        throw_io_error("could not open file " + in_quotes(shown), errno);
-    }
+    FileHandle fd = open_regular_file(path, "key check file", shown, Links::refuse);
+    if (fd.get() < 0)
+        return std::nullopt;
     std::string text;
     char buf[512];
     for (;;) {
@@ -101,10 +99,11 @@ std::optional<KeyCheck> read_check_file(const std::string& path, const std::stri
     }
 }
 
-void require_file(const std::string& path) {
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0)
-        throw_io_error("could not access file " + in_quotes(path), errno);
+// The key file a command is given: checked before the command runs, so that
+// it never opens a FIFO (and blocks) or a directory.
+void require_key_file(const std::string& path, Links links) {
+    if (!check_regular_file(path, "data encryption key file", path, links))
+        throw_io_error("could not access file " + in_quotes(path), ENOENT);
 }
 
 } // namespace
@@ -141,7 +140,8 @@ void wrap_key_to(const std::string& datadir, const std::string& relpath,
         run_wrap(expand_command(wrap_command, tmp_rel), key.bytes(), run);
 
         std::string role = role_name(Role::wrap);
-        FileHandle fd(open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        // O_NONBLOCK: a FIFO left there must not block the open.
+        FileHandle fd(open(tmp.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
         if (fd.get() < 0 && errno == ENOENT)
             throw Error(ErrorCode::output_empty, role + " did not write the key file",
                         "The command succeeded but left no file at " + in_quotes(tmp_rel) + ".",
@@ -216,14 +216,16 @@ Key load_key(const std::string& datadir, const std::string& unwrap_command,
     // Before running anything: no prompt for a key that cannot be verified.
     KeyCheck check = read_key_check(datadir);
     std::string path = data_directory_path(datadir, relpath);
-    require_file(path);
+    require_key_file(path, Links::refuse);
     if (is_plaintext_mode(unwrap_command))
-        return verify_key(read_plaintext_key(path), check, "key file " + in_quotes(path),
-                          KeyOrigin::plaintext_file);
+        return verify_key(read_plaintext_key(path, Links::refuse), check,
+                          "key file " + in_quotes(path), KeyOrigin::plaintext_file);
 
     RunOptions run = options;
     run.working_directory = datadir.empty() ? "." : datadir;
-    SecureBuffer out = run_unwrap(expand_command(unwrap_command, relpath), key_read_limit, run);
+    std::size_t length = key_length_for_bits(check.bits);
+    SecureBuffer out = run_unwrap(expand_command(unwrap_command, relpath), length, run,
+                                  std::to_string(length) + " bytes");
     return verify_key(std::move(out), check, role_name(Role::unwrap));
 }
 
@@ -260,7 +262,8 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     fs::path parent = fs::path(key_file_path).parent_path();
     auto [directory, relpath] = key_file_command_path(key_file_path);
     check_path_is_shell_safe(relpath);
-    require_file(key_file_path);
+    // The administrator named this file: a link to a regular file is followed.
+    require_key_file(key_file_path, Links::follow);
 
     std::string check_path =
         data_directory_path(parent.empty() ? "." : parent.string(), "key.check");
@@ -270,13 +273,19 @@ Key load_key_file(const std::string& key_file_path, const std::string& unwrap_co
     std::string source;
     KeyOrigin origin = KeyOrigin::unwrap_command;
     if (is_plaintext_mode(unwrap_command)) {
-        bytes = read_plaintext_key(key_file_path);
+        bytes = read_plaintext_key(key_file_path, Links::follow);
         source = "key file " + in_quotes(key_file_path);
         origin = KeyOrigin::plaintext_file;
     } else {
         RunOptions run = options;
         run.working_directory = directory;
-        bytes = run_unwrap(expand_command(unwrap_command, relpath), key_read_limit, run);
+        // Without a key check either length is valid: the longer bounds it.
+        std::size_t shorter = key_length_for_bits(128), longer = key_length_for_bits(256);
+        std::size_t length = check ? key_length_for_bits(check->bits) : longer;
+        std::string expected =
+            check ? std::to_string(length) + " bytes"
+                  : std::to_string(shorter) + " bytes or " + std::to_string(longer) + " bytes";
+        bytes = run_unwrap(expand_command(unwrap_command, relpath), length, run, expected);
         source = role_name(Role::unwrap);
     }
     Key key = check ? verify_key(std::move(bytes), *check, source, origin)

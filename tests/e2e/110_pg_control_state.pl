@@ -157,7 +157,7 @@ rename "$keyfile.away", $keyfile or die;
 
 chmod 0000, $keyfile or die;
 refused($node, 'key.bin unreadable',
-	qr/FATAL:  data encryption key file "pg_encryption\/key\.bin" is unreadable: could not open it: Permission denied\n.*DETAIL:  pg_control says the cluster is encrypted with a 256-bit key\./);
+	qr/FATAL:  could not open data encryption key file "pg_encryption\/key\.bin": Permission denied\n.*DETAIL:  pg_control says the cluster is encrypted with a 256-bit key\./);
 chmod 0600, $keyfile or die;
 
 my $other_node = FeDatakey::Cluster->new('other256');

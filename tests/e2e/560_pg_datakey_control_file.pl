@@ -55,7 +55,7 @@ ok(!-e $key, 'rewrap created no key file');
 # key.bin unreadable (a directory in its place)
 mkdir $key or die;
 command_checks_all([ 'pg_datakey', 'verify', '-D', $pgdata ],
-	13, [], [qr/is unreadable: it is not a regular file/],
+	13, [], [qr/key file "pg_encryption\/key\.bin" is not a regular file\n.*It is a directory\./s],
 	'verify: unreadable key.bin is exit 13, saying why');
 rmdir $key or die;
 move("$dir/key.bin.saved", $key) or die;

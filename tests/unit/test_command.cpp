@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <dirent.h>
@@ -197,11 +198,55 @@ TEST_F(Runner, UnwrapOfNothingIsEmpty) {
     EXPECT_EQ(run_unwrap("true", 100, opts()).size(), 0u);
 }
 
-TEST_F(Runner, UnwrapTooMuchOutputIsDrainedAndReported) {
-    // Larger than a pipe buffer: the command must not block on a full pipe.
+TEST_F(Runner, UnwrapOutputALittleTooLongIsCountedExactly) {
+    // The command ends within the grace period: the count is exact.
+    Error e = error_of([&] { run_unwrap("head -c 98 /dev/zero", 97, opts(), "97 bytes"); });
+    EXPECT_EQ(e.code(), ErrorCode::output_long);
+    EXPECT_EQ(e.message(), "data encryption key from key unwrap command is too long");
+    EXPECT_EQ(e.detail(), "Expected 97 bytes, got 98.");
+}
+
+TEST_F(Runner, UnwrapStopsReadingOnceTheOutputIsTooLong) {
+    // Larger than a pipe buffer, then more than we count: reading stops
+    // after the limit, whether or not the command would ever end.
     Error e = error_of([&] { run_unwrap("head -c 300000 /dev/zero", 97, opts()); });
     EXPECT_EQ(e.code(), ErrorCode::output_long);
-    EXPECT_NE(e.detail().find("got 300000"), std::string::npos) << e.detail();
+    EXPECT_EQ(e.detail(), "Expected at most 97 bytes, got more than 97.");
+}
+
+TEST_F(Runner, EndlessUnwrapOutputIsStoppedAtOnceAndItsGroupKilled) {
+    // No timeout: before, only the end of the output could end this run.
+    auto start = std::chrono::steady_clock::now();
+    Error e = error_of([&] { run_unwrap("echo $$ > pgid; yes", 64, opts(), "64 bytes"); });
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(e.code(), ErrorCode::output_long);
+    EXPECT_EQ(e.detail(), "Expected 64 bytes, got more than 64.");
+    EXPECT_LT(took, std::chrono::seconds(3));
+    expect_group_gone(std::stoi(read_text(dir / "pgid")));
+}
+
+TEST_F(Runner, TooLongOutputFromACommandThatThenWaitsIsStoppedToo) {
+    // One byte too many, then silence: the byte decides, not the timeout.
+    RunOptions o = opts();
+    o.timeout_seconds = 60;
+    auto start = std::chrono::steady_clock::now();
+    Error e =
+        error_of([&] { run_unwrap("echo $$ > pgid; head -c 65 /dev/zero; sleep 600", 64, o); });
+    EXPECT_EQ(e.code(), ErrorCode::output_long);
+    EXPECT_EQ(e.detail(), "Expected at most 64 bytes, got more than 64.");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+    expect_group_gone(std::stoi(read_text(dir / "pgid")));
+}
+
+TEST_F(Runner, AKeyFollowedBySilenceEndsOnlyAtTheTimeout) {
+    // The right length, but the command has not ended: it could still write
+    // more, so only the timeout ends it.
+    RunOptions o = opts();
+    o.timeout_seconds = 1;
+    Error e =
+        error_of([&] { run_unwrap("echo $$ > pgid; head -c 64 /dev/zero; sleep 600", 64, o); });
+    EXPECT_EQ(e.code(), ErrorCode::command_timeout);
+    expect_group_gone(std::stoi(read_text(dir / "pgid")));
 }
 
 TEST_F(Runner, NonZeroExitFails) {
@@ -651,4 +696,95 @@ TEST(Terminal, ACommandCanPromptOnOurTerminalAndWeGetItBack) {
     close(master);
     ASSERT_TRUE(WIFEXITED(status)) << status;
     EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+namespace {
+
+// Runs `body` in a forked child, whose SIGTERM disposition is `handler`
+// (SIG_DFL, or a function); a thread of the child sends it SIGTERM once the
+// command has written `pgid`. Returns the child's wait status.
+volatile sig_atomic_t handled = 0;
+extern "C" void note_signal(int) {
+    handled = 1;
+}
+
+int run_in_child_with_sigterm(const std::string& dir, void (*handler)(int),
+                              const std::function<int()>& body) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction act;
+        std::memset(&act, 0, sizeof act);
+        act.sa_handler = handler;
+        sigemptyset(&act.sa_mask);
+        sigaction(SIGTERM, &act, nullptr);
+        std::string pgid = dir + "/pgid";
+        pthread_t killer;
+        pthread_create(
+            &killer, nullptr,
+            [](void* arg) -> void* {
+                const std::string& file = *static_cast<std::string*>(arg);
+                for (int i = 0; i < 1000 && access(file.c_str(), F_OK) != 0; i++)
+                    usleep(10000);
+                kill(getpid(), SIGTERM);
+                return nullptr;
+            },
+            &pgid);
+        _exit(body());
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+} // namespace
+
+TEST_F(Runner, WithoutAnInterruptCheckSigtermKillsTheCommandThenTheProgram) {
+    // As in pg_rewind: SIGTERM's default action. The command's group is
+    // killed first, then the signal ends the program as it would have.
+    std::string d = dir.path();
+    int status = run_in_child_with_sigterm(d, SIG_DFL, [&] {
+        RunOptions o;
+        o.working_directory = d;
+        try {
+            run_unwrap("echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600 | sleep 600", 64, o);
+        } catch (const Error&) {
+            return 2;
+        }
+        return 3;
+    });
+    ASSERT_TRUE(WIFSIGNALED(status)) << status;
+    EXPECT_EQ(WTERMSIG(status), SIGTERM);
+    expect_group_gone(std::stoi(read_text(dir / "pgid")));
+}
+
+TEST_F(Runner, WithoutAnInterruptCheckAHandledSigtermEndsTheRunAsInterrupted) {
+    // As in initdb, whose own handler notes the signal and cleans up later:
+    // the handler runs, and the run throws interrupted.
+    std::string d = dir.path();
+    int status = run_in_child_with_sigterm(d, note_signal, [&] {
+        RunOptions o;
+        o.working_directory = d;
+        try {
+            run_wrap("cat > /dev/null; echo $$ > pgid.tmp; mv pgid.tmp pgid; sleep 600",
+                     buffer_of("k"), o);
+        } catch (const Error& e) {
+            return e.code() == ErrorCode::interrupted && handled ? 0 : 4;
+        }
+        return 5;
+    });
+    ASSERT_TRUE(WIFEXITED(status)) << status;
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    expect_group_gone(std::stoi(read_text(dir / "pgid")));
+}
+
+TEST_F(Runner, AnIgnoredSignalStaysIgnoredWhileACommandRuns) {
+    // nohup: SIGHUP ignored by the caller is not ours to catch.
+    struct sigaction ign, old;
+    std::memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGHUP, &ign, &old);
+    EXPECT_EQ(text_of(run_unwrap("kill -HUP $PPID 2>/dev/null; sleep 0.2; printf k", 10, opts())),
+              "k");
+    sigaction(SIGHUP, &old, nullptr);
 }

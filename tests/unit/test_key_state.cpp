@@ -86,7 +86,7 @@ TEST_F(KeyState, EncryptedWithoutAnyKeyFileHasTwoFindings) {
     EXPECT_EQ(thrown(1, 128), ErrorCode::io); // the first
 }
 
-TEST_F(KeyState, AKeyFileThatIsNoRegularFileIsUnreadable) {
+TEST_F(KeyState, AKeyFileThatIsNoRegularFileIsRefusedSayingWhatItIs) {
     create(128);
     ASSERT_EQ(unlink((dir / key_file).c_str()), 0);
     ASSERT_EQ(mkdir((dir / key_file).c_str(), 0700), 0);
@@ -94,8 +94,41 @@ TEST_F(KeyState, AKeyFileThatIsNoRegularFileIsUnreadable) {
     ASSERT_EQ(f.size(), 1u);
     EXPECT_EQ(f[0].kind, Kind::key_file_unreadable);
     EXPECT_EQ(f[0].error.message(),
-              "data encryption key file \"pg_encryption/key.bin\" is unreadable: it is not a "
-              "regular file");
+              "data encryption key file \"pg_encryption/key.bin\" is not a regular file");
+    EXPECT_EQ(f[0].error.detail(), "It is a directory.");
+}
+
+TEST_F(KeyState, AFifoAsKeyFileOrKeyCheckIsRefusedWithoutBlocking) {
+    // Opening a FIFO for reading blocks until a writer comes: none ever does.
+    create(128);
+    ASSERT_EQ(unlink((dir / key_check_file).c_str()), 0);
+    ASSERT_EQ(mkfifo((dir / key_check_file).c_str(), 0600), 0);
+    auto f = findings(1, 128);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].kind, Kind::key_check_invalid);
+    EXPECT_EQ(f[0].error.message(),
+              "key check file \"pg_encryption/key.check\" is not a regular file");
+    EXPECT_EQ(f[0].error.detail(), "It is a FIFO.");
+
+    ASSERT_EQ(unlink((dir / key_file).c_str()), 0);
+    ASSERT_EQ(mkfifo((dir / key_file).c_str(), 0600), 0);
+    f = findings(1, 128);
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[0].kind, Kind::key_file_unreadable);
+    EXPECT_EQ(f[0].error.detail(), "It is a FIFO.");
+}
+
+TEST_F(KeyState, ASymbolicLinkToTheRightKeyFileIsRefused) {
+    // Base backups skip symbolic links inside the data directory.
+    create(128);
+    ASSERT_EQ(rename((dir / key_file).c_str(), (dir / "key.elsewhere").c_str()), 0);
+    ASSERT_EQ(symlink((dir / "key.elsewhere").c_str(), (dir / key_file).c_str()), 0);
+    auto f = findings(1, 128);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].kind, Kind::key_file_unreadable);
+    EXPECT_EQ(f[0].error.message(),
+              "data encryption key file \"pg_encryption/key.bin\" is not a regular file");
+    EXPECT_EQ(f[0].error.detail(), "It is a symbolic link.");
 }
 
 TEST_F(KeyState, AMalformedOrOtherLengthKeyCheck) {

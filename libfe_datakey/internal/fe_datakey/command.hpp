@@ -46,6 +46,10 @@ struct RunOptions {
 // SIGTERM, say): called about every kInterruptCheckMs while a command runs;
 // when it returns non-zero the command's process group is killed and the run
 // throws Error(interrupted). Process-wide; nullptr (the default) for none.
+// Without one, a run catches SIGINT, SIGTERM, SIGQUIT and SIGHUP (those not
+// ignored) while its command runs: the group is killed, the caller's
+// handlers are restored, the signal is raised again, and, if the caller
+// survives it, the run throws Error(interrupted).
 using InterruptCheck = int (*)();
 void set_interrupt_check(InterruptCheck check) noexcept;
 constexpr int kInterruptCheckMs = 100;
@@ -67,10 +71,14 @@ void check_command_syntax(Role role, const std::string& command);
 void run_wrap(const std::string& expanded_command, const SecureBuffer& key,
               const RunOptions& options);
 
-// Runs an unwrap command and returns its stdout (binary, at most
-// max_output bytes kept; more is reported by output_long). stdin and stderr
-// are inherited. Throws like run_wrap, plus output_long.
+// Runs an unwrap command and returns its stdout (binary). As soon as more
+// than max_output bytes have come, the outcome is decided: the command gets
+// a short grace period to end, then its group is killed, and output_long
+// says "Expected <expected>, got N." when it ended (N its output's length),
+// else "got more than <max_output>."; `expected` defaults to "at most
+// <max_output> bytes". stdin and stderr are inherited. Throws like
+// run_wrap, plus output_long.
 SecureBuffer run_unwrap(const std::string& expanded_command, std::size_t max_output,
-                        const RunOptions& options);
+                        const RunOptions& options, const std::string& expected = {});
 
 } // namespace fe_datakey
