@@ -91,12 +91,13 @@ for my $verb (@verbs)
 			works_again($verb, $fault, $file);
 		}
 	}
-	# The files of pg_datakey's own, normally absent (the lock may stay).
+	# The files of pg_datakey's own, normally absent (the lock may stay); each
+	# named by what it is ("rewrap journal", "lock file", ...).
 	for my $rel ('rewrap.state', 'key.bin.new', 'key.bin.prev', 'rewrap.lock')
 	{
 		my $fault = 'other file: FIFO';
 		my $odd = make_odd("$keydir/$rel", 'FIFO', $dir);
-		refused($verb, $fault, $rel, 'FIFO', qr/(?:^|\s)[\w ]*file/);
+		refused($verb, $fault, $rel, 'FIFO', qr/[a-z][a-z ]*/);
 		put_back($odd);
 		works_again($verb, $fault, $rel);
 	}
