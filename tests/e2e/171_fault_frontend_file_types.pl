@@ -22,6 +22,7 @@ use FeDatakey::BoundedRun;
 use FeDatakey::Faults;
 use FeDatakey::OddFiles;
 use PostgreSQL::Test::Utils qw(slurp_file);
+use POSIX ();
 use Test::More;
 
 my $C = 'FeDatakey::Cluster';
@@ -110,6 +111,17 @@ sub fresh_node { return $C->new('n' . $n++) }
 				cell_is($row, $fault, -e $node->data_dir ? slurp_file($node->data_dir . '/pg_encryption/key.check') : '',
 					$check, 'the new cluster has the key of the source');
 				cell_is($row, $fault, dir_state("$src/pg_encryption"), $before, 'the source is unchanged');
+				# Followed, it must still end at a regular file.
+				my $target = readlink("$src/pg_encryption/key.bin");
+				unlink $target;
+				POSIX::mkfifo($target, 0600) or die "mkfifo: $!";
+				($node, $r) = $copy->();
+				note sprintf('%s, %s to a FIFO: exit %d after %.2f s', $row, $fault, $r->{rc}, $r->{secs});
+				cell_ok($row, $fault, $r->{rc} != 0 && $r->{secs} < $bound && !-e $node->data_dir,
+					sprintf('a link to a FIFO is refused at once (%.1f s), nothing created', $r->{secs}));
+				cell_like($row, $fault, $r->{err}, detail_re('FIFO'), 'naming the type it ends at');
+				cell_ok($row, $fault, !-e $marker, 'the unwrap command did not run on it');
+				unlink $target;
 				put_back($odd);
 				next;
 			}
