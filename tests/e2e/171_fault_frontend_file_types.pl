@@ -196,8 +196,10 @@ sub fault_cells
 	chmod 0700, $source->data_dir;
 	my @cmd = ('pg_rewind', '-D', $target->data_dir, '--source-pgdata=' . $source->data_dir, '-n',
 		"--key-unwrap-command=$unwrap");
+	unlink $marker;
 	my $r = run_bounded(\@cmd, timeout => 120);
 	is($r->{rc}, 0, 'pg_rewind -n between the two passes its checks') or diag $r->{out} . $r->{err};
+	ok(-e $marker, 'the unwrap command ran (it touches the marker)');
 	fault_cells('pg_rewind', \@cmd, { 'key.bin' => [ [ $target, 'target' ] ], 'key.check' => [ [ $target, 'target' ], [ $source, 'source' ] ] },
 		$target, $source);
 }
@@ -210,8 +212,10 @@ sub fault_cells
 	$new->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap,
 		copy_key_from => $old->data_dir . '/pg_encryption/key.bin');
 	my $cmd = pg_upgrade_command($old, $new, '--check', "--key-unwrap-command=$unwrap");
+	unlink $marker;
 	my $r = run_bounded($cmd, timeout => 120);
 	is($r->{rc}, 0, 'pg_upgrade --check passes') or diag $r->{out} . $r->{err};
+	ok(-e $marker, 'the unwrap command ran (it touches the marker)');
 	fault_cells('pg_upgrade', $cmd, { 'key.bin' => [ [ $old, 'old' ] ], 'key.check' => [ [ $old, 'old' ], [ $new, 'new' ] ] }, $old, $new);
 }
 

@@ -47,8 +47,11 @@ my %what = ('key.bin' => 'data encryption key file', 'key.check' => 'key check f
 
 for my $verb (@verbs)
 {
+	unlink $marker;
 	my $r = run_bounded([ 'pg_datakey', $verb, '-D', $pgdata, @{ $args{$verb} } ], timeout => 60);
 	is($r->{rc}, 0, "pg_datakey $verb works on the cluster as made") or diag $r->{err};
+	is(-e $marker ? 1 : 0, $runs_command{$verb} ? 1 : 0,
+		"pg_datakey $verb " . ($runs_command{$verb} ? 'runs a command (the marker is touched)' : 'runs no command'));
 }
 
 # refused($verb, $fault, $rel, $type, $what_re): the verb on the cluster
