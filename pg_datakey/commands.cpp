@@ -28,7 +28,8 @@ int run_status(const Invocation& inv, const std::string& datadir, const ConfigLo
         std::cout << render_status_text(s, inv.show_commands);
         std::cout.flush();
         for (const auto& w : s.warnings)
-            log_warning(w);
+            if (!s.key_check_error || w != s.key_check_error->message())
+                log_warning(w); // else the error it ends with says it
     }
     std::cout.flush();
     // Monitoring must not take this for a healthy cluster.
@@ -38,6 +39,8 @@ int run_status(const Invocation& inv, const std::string& datadir, const ConfigLo
         state.disagreement_detail = s.disagreement_detail;
         require_agreement(state);
     }
+    if (s.key_check_error)
+        throw *s.key_check_error;
     return exit_ok;
 }
 

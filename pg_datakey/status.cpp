@@ -88,9 +88,12 @@ Status collect_status(const std::string& datadir, const ConfigLocation& config) 
     s.disagreement_detail = state.disagreement_detail;
     // Every finding of the key-state check: the first disagreement is the
     // error status ends with, the others are warnings.
-    for (const auto& f : state.findings)
+    for (const auto& f : state.findings) {
         if (f.error.message() != s.disagreement)
             s.warnings.push_back(f.error.message());
+        if (f.kind == fe_datakey::KeyStateFinding::Kind::key_check_invalid && !s.key_check_error)
+            s.key_check_error = f.error;
+    }
     collect_files(s);
     if (::access(config.path.c_str(), F_OK) != 0)
         s.warnings.push_back("configuration file \"" + config.path +

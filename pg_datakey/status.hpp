@@ -5,6 +5,8 @@
 #include "config_file.hpp"
 #include "recovery.hpp"
 
+#include "fe_datakey/error.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -31,6 +33,9 @@ struct Status {
     // exit_key_files_disagree after printing).
     std::string disagreement;
     std::string disagreement_detail;
+    // key.check cannot be read (malformed, not a regular file): the server
+    // would refuse to start too, so status exits with it after printing.
+    std::optional<fe_datakey::Error> key_check_error;
     int key_bits = 0;                          // 0 when the key check is unreadable
     std::string check_value;                   // empty when unreadable
     std::optional<std::string> unwrap_command; // as the configuration names it

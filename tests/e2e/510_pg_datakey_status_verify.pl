@@ -114,6 +114,10 @@ command_checks_all([ 'pg_datakey', 'status', '-D', $pgdata, '--json' ],
 	'status fails too, and says why');
 write_file($check, "fe_datakey key check 1\nbits 128\n");
 command_exit_is(\@verify, 8, 'malformed key check: status 8');
+# A monitor must not take it for a healthy cluster: the server would refuse it.
+command_checks_all([ 'pg_datakey', 'status', '-D', $pgdata ],
+	8, [qr/Encrypted:/], [qr/error: invalid key check file "pg_encryption\/key\.check"/],
+	'status prints the report, then fails with the malformed key check (8)');
 rename "$check.away", $check or die;
 
 chmod 0644, "$pgdata/pg_encryption/key.bin";
