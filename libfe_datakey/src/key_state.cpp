@@ -71,14 +71,22 @@ void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeySt
                    hint)});
         return;
     }
-    if (refused)
+    if (refused) {
+        // A file of the wrong type was put there: the real one must come
+        // back. An open that failed (permissions, an I/O error) may pass:
+        // there is nothing to restore.
+        bool wrong_type = refused->detail().rfind("It is ", 0) == 0;
+        std::string why = wrong_type ? hint
+                                     : "Check the file's permissions and the storage it is on, "
+                                       "then try again.";
         out.push_back(
             {Kind::key_file_unreadable,
              Error(ErrorCode::io, refused->message(),
                    refused->detail().empty() ? "pg_control says the cluster is encrypted with a " +
                                                    std::to_string(bits) + "-bit key."
                                              : refused->detail(),
-                   refused->hint().empty() ? hint : refused->hint())});
+                   refused->hint().empty() ? why : refused->hint())});
+    }
 }
 
 void key_check_state(const std::string& datadir, unsigned bits, std::vector<KeyStateFinding>& out) {

@@ -110,6 +110,16 @@ DEPS=(
     softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
     # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
     patroni python3-etcd etcd-server etcd-client pgbackrest
+    # the AWS KMS recipe (tests/e2e/650_keystore_aws_kms.pl): Debian's aws CLI, and
+    # moto's server as the KMS, which needs flask-cors (not among python3-moto's
+    # dependencies); python3-moto itself is built from trixie's source
+    # (scripts/lib/moto.sh), with the build dependencies on the next line
+    awscli python3-flask-cors
+    debhelper dh-python openstack-pkg-tools pybuild-plugin-pyproject python3-all python3-setuptools
+    # the fault matrix's injected I/O faults (tests/e2e/18x_fault_io_*.pl):
+    # libfiu's POSIX preload and fiu-ctrl; strace's -e inject where libfiu
+    # cannot reach (postgres; one file's calls); gdb for a short read there
+    fiu-utils strace gdb
 )
 
 step() { printf '==> %s\n' "$*"; }
@@ -212,7 +222,8 @@ install_deps() {
 }
 
 # prepare_system [VERSION...]: make sure the machine has every package in
-# DEPS and, for each VERSION, a deb-src entry that lists postgresql-VERSION
+# DEPS, python3-moto (scripts/lib/moto.sh) and, for each VERSION, a deb-src
+# entry that lists postgresql-VERSION
 # (the versions whose source must come from Debian's archive). Root does
 # it, a user with password-less sudo does it through sudo; anyone else gets
 # one error that names everything missing and the one command that
@@ -224,10 +235,11 @@ prepare_system() {
     for v in "$@"; do
         have_pg_source_package "$v" || need_src+=("$v")
     done
-    [[ -z $list ]] && ((${#need_src[@]} == 0)) && return 0
+    [[ -z $list ]] && ((${#need_src[@]} == 0)) && ! moto_missing && return 0
     if find_sudo; then
         install_deps
         ((${#need_src[@]} == 0)) || ensure_deb_src "${need_src[@]}"
+        ensure_moto
         return 0
     fi
     local -a names=()
@@ -238,6 +250,7 @@ prepare_system() {
     for v in "${need_src[@]}"; do
         msg+="$nl  no deb-src entry for $(pg_suite "$v"): apt-get source postgresql-$v cannot fetch PostgreSQL $v's source"
     done
+    moto_missing && msg+="$nl  $MOTO_PACKAGE, built from Debian's source package $MOTO_SOURCE (not in Debian 12)"
     msg+="${nl}Run once as root: $ROOT/scripts/build --system-only"
     [[ -n $list ]] && msg+="$nl(or, for the packages alone: apt-get install --no-install-recommends ${names[*]})"
     ((${#need_src[@]} == 0)) || msg+="$nl(or give a PostgreSQL source tree or tarball with --pg N --pg-source PATH)"
@@ -413,3 +426,6 @@ pg_git() {
     git -c safe.directory="$PG_SRC" -c user.name="fe_datakey build" \
         -c user.email="fe_datakey@localhost" -C "$PG_SRC" "$@"
 }
+
+# shellcheck source=moto.sh
+source "$ROOT/scripts/lib/moto.sh"

@@ -8,8 +8,9 @@
 #   - "Rotating the passphrase or master key": pg_datakey rewrap while the
 #     server runs, and the hand-typed pipeline the recipe explains it with.
 # The PKCS#11, KMIP, Tang and TPM 2.0 recipes are run by 610-640 against
-# real services; the cloud and Vault recipes need the vendors' tools and
-# accounts and are not run.
+# real services, the AWS one by 650 against moto (a local KMS emulator); the
+# Google Cloud, Azure and Vault recipes need the vendors' tools and accounts
+# and are not run.
 use strict;
 use warnings;
 use FeDatakey::Cluster;

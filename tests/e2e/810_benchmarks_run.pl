@@ -10,7 +10,7 @@
 #   - bench/rewrap-overhead 2, pg_datakey from build/fe_datakey/bin, where
 #     scripts/build installs it (INITDB: the version under test);
 #   - bench/preflight-cost 1, PostgreSQL and pg_datakey in PATH;
-#   - bench/keystore-cost --runs 1, the four key stores of the recipes.
+#   - bench/keystore-cost --runs 1, the five key stores of the recipes.
 use strict;
 use warnings;
 use FindBin;
@@ -71,7 +71,7 @@ bench_ok(
 
 bench_ok(
 	[ "$repo/bench/keystore-cost", '--runs', '1' ],
-	qr/^unencrypted\s.*\n(?:^(?:pkcs11|kmip|tang|tpm2|passphrase)\s+[\d.]+\s+$ratio\s+[\d.]+\s+$ratio\s+[\d.]+\s+$ratio\n){5}/m,
-	'bench/keystore-cost sets up the four stores from the recipes and prints their ratios');
+	qr/^unencrypted\s.*\n(?:^(?:pkcs11|kmip|tang|tpm2|aws|passphrase)\s+[\d.]+\s+$ratio\s+[\d.]+\s+$ratio\s+[\d.]+\s+$ratio\n){6}/m,
+	'bench/keystore-cost sets up the five stores from the recipes and prints their ratios');
 
 done_testing();

@@ -118,6 +118,22 @@ TEST_F(KeyState, AFifoAsKeyFileOrKeyCheckIsRefusedWithoutBlocking) {
     EXPECT_EQ(f[0].error.detail(), "It is a FIFO.");
 }
 
+TEST_F(KeyState, AKeyFileThatCannotBeOpenedIsNoCaseForARestore) {
+    // Permissions or an I/O error: the file is there and may open again.
+    // (ctest runs as an ordinary user, whom mode 0000 keeps out.)
+    create(128);
+    ASSERT_EQ(chmod((dir / key_file).c_str(), 0), 0);
+    auto f = findings(1, 128);
+    chmod((dir / key_file).c_str(), 0600);
+    ASSERT_EQ(f.size(), 1u);
+    EXPECT_EQ(f[0].kind, Kind::key_file_unreadable);
+    EXPECT_EQ(
+        f[0].error.message(),
+        "could not open data encryption key file \"pg_encryption/key.bin\": Permission denied");
+    EXPECT_EQ(f[0].error.hint().find("Restore"), std::string::npos) << f[0].error.hint();
+    EXPECT_NE(f[0].error.hint().find("permissions"), std::string::npos) << f[0].error.hint();
+}
+
 TEST_F(KeyState, ASymbolicLinkToTheRightKeyFileIsRefused) {
     // Base backups skip symbolic links inside the data directory.
     create(128);

@@ -35,7 +35,7 @@ use FeDatakey::Run qw(run_command command_stdout);
 our @EXPORT = qw(
   start_service stop_service wait_port service_port free_port_pair silent_listener
   tree_digest run_store_checks softhsm_token tls_certificates
-  kmip_store tang_store tpm2_store
+  kmip_store tang_store tpm2_store aws_kms_store
 );
 
 # --- services -----------------------------------------------------------------------
@@ -322,6 +322,118 @@ sub tpm2_store
 	my $map = { 'device:/dev/tpmrm0' => "swtpm:host=127.0.0.1,port=$port" };
 	@$s{qw(wrap unwrap)} = map { fill_placeholders(quoted_after(recipe_block($text, 0), "export $_"), $map) }
 	  qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
+	return $s;
+}
+
+# An AWS KMS for the recipe: moto's server on a free port of 127.0.0.1,
+# reached through socat on another (so that `down` makes the KMS unreachable
+# and `up` brings it back with its keys: moto keeps them in memory only). moto
+# checks credentials once its first three calls, which make the
+# administrator, are done (INITIAL_NO_AUTH_ACTION_COUNT); the server's user
+# "pg-datakey" may then call kms:Encrypt and kms:Decrypt, no more. The
+# recipe's setup lines make two keys with the administrator's credentials,
+# alias/pg-datakey-master-1 and -2. Debian's aws CLI (2.9) does not read
+# AWS_ENDPOINT_URL: the commands get --endpoint-url, and the server's user's
+# files (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE under $dir/aws) in
+# place of its ~/.aws. Returns { wrap, unwrap, rotate => [wrap, unwrap],
+# key_id, key_id2, port, endpoint, aws => prefix of the commands, admin =>
+# sub (aws arguments -> stdout), user => sub (name, \@actions ->
+# credentials file of a new user), up, down }.
+sub aws_kms_store
+{
+	my ($dir) = @_;
+	my $text = recipe_section('AWS Key Management Service');
+	# The CLI prefers AWS_* of its environment to its files: none of the
+	# caller's may reach the store.
+	delete $ENV{$_} for grep { /^AWS_/ } keys %ENV;
+	my $moto_port = service_port();
+	my $port = service_port();
+	my $endpoint = "http://127.0.0.1:$port";
+	my $s = { port => $port, endpoint => $endpoint };
+	$s->{moto} = start_service('moto_server', [ 'moto_server', '-H', '127.0.0.1', '-p', $moto_port ],
+		port => $moto_port, log => "$dir/moto.log", env => { INITIAL_NO_AUTH_ACTION_COUNT => 3 }, grace => 2);
+	$s->{up} = sub {
+		$s->{svc} = start_service('kms endpoint',
+			[ 'socat', "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:$moto_port" ],
+			port => $port, log => "$dir/kms-endpoint.log");
+	};
+	$s->{down} = sub { stop_service($s->{svc}) };
+	$s->{up}->();
+
+	# One directory of aws files per identity: config (the region) and
+	# credentials (mode 0600).
+	my $identity = sub {
+		my ($name, $id, $secret) = @_;
+		my $d = "$dir/$name";
+		mkdir $d;
+		write_file("$d/config", "[default]\nregion = us-east-1\n", 0600);
+		write_file("$d/credentials", "[default]\naws_access_key_id = $id\naws_secret_access_key = $secret\n", 0600);
+		return $d;
+	};
+	my $run_as = sub {
+		my ($d, @argv) = @_;
+		return command_stdout(\@argv,
+			env => { AWS_CONFIG_FILE => "$d/config", AWS_SHARED_CREDENTIALS_FILE => "$d/credentials" },
+			timeout => 120);
+	};
+	my $aws_as = sub { my ($d, @args) = @_; return $run_as->($d, 'aws', "--endpoint-url=$endpoint", @args) };
+	my $policy = sub {
+		my ($effect, @actions) = @_;
+		return '{"Version":"2012-10-17","Statement":[{"Effect":"' . $effect . '","Action":['
+		  . join(',', map { "\"$_\"" } @actions) . '],"Resource":"*"}]}';
+	};
+	# The three calls moto answers without credentials: the administrator.
+	my $boot = $identity->('aws-bootstrap', 'bootstrap', 'bootstrap');
+	$aws_as->($boot, qw(iam create-user --user-name admin));
+	my ($aid, $asecret) = split ' ', $aws_as->($boot, qw(iam create-access-key --user-name admin --output text),
+		'--query', 'AccessKey.[AccessKeyId,SecretAccessKey]');
+	$aws_as->($boot, qw(iam put-user-policy --user-name admin --policy-name all --policy-document), $policy->('Allow', '*'));
+	my $admin = $identity->('aws-admin', $aid, $asecret);
+	$s->{admin} = sub { $aws_as->($admin, @_) };
+	$s->{user} = sub {
+		my ($name, @actions) = @_;
+		$s->{admin}->(qw(iam create-user --user-name), $name);
+		my ($id, $secret) = split ' ', $s->{admin}->(qw(iam create-access-key --output text --user-name), $name,
+			'--query', 'AccessKey.[AccessKeyId,SecretAccessKey]');
+		$s->{admin}->(qw(iam put-user-policy --policy-name kms --user-name), $name, '--policy-document',
+			$policy->('Allow', @actions));
+		return $identity->($name, $id, $secret) . '/credentials';
+	};
+	$s->{deny} = sub {
+		my ($name, @actions) = @_;
+		$s->{admin}->(qw(iam put-user-policy --policy-name deny --user-name), $name, '--policy-document',
+			$policy->('Deny', @actions));
+	};
+	$s->{undeny} = sub { $s->{admin}->(qw(iam delete-user-policy --policy-name deny --user-name), $_[0]) };
+	$s->{user}->('pg-datakey', 'kms:Encrypt', 'kms:Decrypt');
+
+	# The recipe's setup: its first line prints the key id, the second one
+	# names it.
+	my @setup = grep { /\S/ } split /\n/, recipe_block($text, 0);
+	@setup == 2 or croak 'docs/key-stores.md: the AWS setup is no longer two lines (create-key, create-alias)';
+	my $cli = "aws --endpoint-url=$endpoint ";
+	for my $n (1, 2)
+	{
+		my %alias = ('pg-datakey-master-1' => "pg-datakey-master-$n");
+		(my $create = fill_placeholders($setup[0], { 'aws ' => $cli, %alias })) =~ s/\s+#.*//;
+		my $id = $run_as->($admin, 'bash', '-e', '-o', 'pipefail', '-c', $create);
+		chomp $id;
+		$id =~ /^[0-9a-f-]{36}$/ or croak "the recipe's create-key line printed \"$id\"";
+		$run_as->($admin, 'bash', '-e', '-o', 'pipefail', '-c',
+			fill_placeholders($setup[1], { 'aws ' => $cli, %alias, KEY_ID => $id }));
+		$s->{ $n == 1 ? 'key_id' : 'key_id2' } = $id;
+	}
+
+	# The server's user's files, then the CLI: what the commands run.
+	$s->{aws} = "AWS_CONFIG_FILE=$dir/pg-datakey/config AWS_SHARED_CREDENTIALS_FILE=$dir/pg-datakey/credentials $cli";
+	my $commands = recipe_block($text, 1);
+	for my $n (1, 2)
+	{
+		my $map = { 'aws kms ' => "$s->{aws}kms ", 'pg-datakey-master-1' => "pg-datakey-master-$n" };
+		my @c = map { fill_placeholders(quoted_after($commands, "export $_"), $map) } qw(PGDATAKEYWRAPCMD PGDATAKEYUNWRAPCMD);
+		if ($n == 1) { @$s{qw(wrap unwrap)} = @c }
+		else { $s->{rotate} = \@c }
+	}
 	return $s;
 }
 
