@@ -169,7 +169,7 @@ for my $row (@rows)
 		cell_is($name, $fault, states(@{ $row->{nodes} }), $before, "${label}nothing changed") if $row->{nodes};
 		if ($row->{datakey})
 		{
-			cell_ok($name, $fault, !$r->{signal}, "${label}pg_datakey exits (not killed by the signal)");
+			cell_is($name, $fault, $r->{rc}, 4, "${label}pg_datakey exits with 4, interrupted (not killed by the signal)");
 			cell_like($name, $fault, $r->{err}, $row->{datakey}, "${label}it says the command was interrupted");
 			my $status = datakey('status');
 			my $repair = datakey('repair');
