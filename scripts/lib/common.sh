@@ -118,7 +118,8 @@ DEPS=(
     debhelper dh-python openstack-pkg-tools pybuild-plugin-pyproject python3-all python3-setuptools
     # the fault matrix's injected I/O faults (tests/e2e/18x_fault_io_*.pl):
     # libfiu's POSIX preload and fiu-ctrl; strace's -e inject where libfiu
-    # cannot reach (postgres; one file's calls); gdb for a short read there
+    # cannot reach (postgres; one file's calls); gdb for a short read there;
+    # strace -f also traces every execve of a run in tests/e2e/120
     fiu-utils strace gdb
 )
 

@@ -1,8 +1,9 @@
 # The unwrap command given to pg_upgrade or pg_rewind reaches their servers
 # through the environment (PGDATAKEYUNWRAPCMD), never through a command
-# line: while they run, no /proc/*/cmdline of this user's processes holds a
-# marker carried by the command, and afterwards neither does any
-# postmaster.opts, server log or pg_upgrade log.  The only exception is the
+# line: no argv of any program they run, however short-lived (every execve
+# of the run is traced with strace -f), holds a marker carried by the
+# command, and afterwards neither does any postmaster.opts, server log or
+# pg_upgrade log.  The only exception is the
 # shell that runs the command itself (bash -c COMMAND), which is the
 # command.  pg_ctl restart from the postmaster.opts pg_upgrade left behind
 # evaluates nothing.  The server started with an empty setting takes the
@@ -15,7 +16,6 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use File::Copy qw(copy);
 use IPC::Run ();
-use Time::HiRes qw(time);
 use FeDatakey::Files qw(files_containing);
 use FeDatakey::Run ();
 
@@ -39,39 +39,44 @@ sub is_key_command_shell
 	  && index($argv[-1], ": $marker ") == 0;
 }
 
-# Runs @cmd in the background and scans every process of this user for the
-# marker until it ends (bounded by $limit seconds).  Returns ($rc, $stderr,
-# \@hits, $scans), hits as "pid: argv".
-sub run_scanning
+# Runs @cmd under strace -f, which records the argv of every execve of it
+# and of every process it starts (bounded by $limit seconds).  Returns ($rc,
+# $output, \@hits, $execs, $shells): hits as "pid: argv" for each execve
+# whose argv holds the marker, but for the key command's own shell and, when
+# allowed, the program given the command as its option; $execs counts the
+# execve calls traced, $shells those of the key command's shell.
+sub run_traced
 {
 	my ($cmd, %opts) = @_;
+	my $trace = "$base/execve." . ++$main::traces;
 	my ($in, $out, $err) = ('', '', '');
 	local %ENV = (%ENV, %{ $opts{env} // {} });
-	my $h = IPC::Run::start($cmd, '<', \$in, '>', \$out, '2>', \$err);
-	my (%hits, $scans);
-	my $deadline = time + ($opts{limit} // 300);
-	while ($h->pumpable && time < $deadline)
-	{
-		$scans++;
-		for (FeDatakey::Run::user_processes())
-		{
-			my ($pid, @argv) = @$_;
-			next if index(join("\0", @argv), $marker) < 0;
-			next if is_key_command_shell(@argv);
-			# The program given the command as its option, when allowed.
-			next if $opts{allow_self} && $argv[0] =~ m{(^|/)\Q$opts{allow_self}\E$};
-			$hits{$pid} = "$pid: " . join(' ', @argv);
-		}
-		eval { $h->pump_nb; 1 };
-		select(undef, undef, undef, 0.02);
-	}
-	if ($h->pumpable)
+	my $h = IPC::Run::start(
+		[
+			'strace', '-f', '-qq', '--seccomp-bpf', '-e', 'trace=execve',
+			'-s', '1048576', '-o', $trace, '--', @$cmd
+		],
+		'<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($opts{limit} // 300));
+	my $finished = eval { $h->finish; 1 };
+	if (!$finished)
 	{
 		$h->kill_kill;
-		return (124, $err . "\n[killed after the time limit]", [ values %hits ], $scans);
+		return (124, $err . "\n[killed after the time limit]", [], 0, 0);
 	}
-	$h->finish;
-	return ($h->result(0), $out . $err, [ values %hits ], $scans);
+	my (@hits, $execs, $shells);
+	for my $line (split /\n/, slurp_file($trace))
+	{
+		next unless $line =~ /^(\d+)\s+execve\("(?:[^"\\]|\\.)*", \[(.*?)\](?:, |\.\.\.)/;
+		my ($pid, $array) = ($1, $2);
+		$execs++;
+		my @argv = map { s/\\(.)/$1/gr } $array =~ /"((?:[^"\\]|\\.)*)"/g;
+		next if index(join("\0", @argv), $marker) < 0;
+		if (is_key_command_shell(@argv)) { $shells++; next }
+		next if $opts{allow_self} && $argv[0] =~ m{(^|/)\Q$opts{allow_self}\E$};
+		push @hits, "$pid: " . join(' ', @argv);
+	}
+	return ($h->result(0), $out . $err, \@hits, $execs // 0, $shells // 0);
 }
 
 # Every file below the given directories, or given itself, that holds the
@@ -85,6 +90,17 @@ sub leaks
 		elsif (-e $path && index(slurp_file($path), $marker) >= 0) { push @hits, $path }
 	}
 	return @hits;
+}
+
+# --- the trace itself: a program that lives a millisecond is seen ------------------------------------
+{
+	my ($rc, $out, $hits) = run_traced([ 'bash', '-c', "/bin/true $marker; exit 0" ]);
+	is($rc, 0, 'a traced run');
+	# The shell that got it as its -c, and the program that shell ran.
+	is(scalar(@$hits), 2, 'the trace reports each execve that holds the marker')
+	  or diag explain $hits;
+	is(scalar(grep { /: \/bin\/true \Q$marker\E$/ } @$hits), 1,
+		'a short-lived program with the marker in its argv is caught');
 }
 
 # --- the server: empty setting, command from the environment ------------------------------------------
@@ -123,11 +139,13 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 		wrap => $wrap,
 		unwrap => $unwrap,
 		copy_key_from => $old->data_dir . '/pg_encryption/key.bin');
-	my ($rc, $out, $hits, $scans) =
-	  run_scanning(pg_upgrade_command($old, $new, '--retain'), env => { PGDATAKEYUNWRAPCMD => $marked });
+	my ($rc, $out, $hits, $execs, $shells) =
+	  run_traced(pg_upgrade_command($old, $new, '--retain'), env => { PGDATAKEYUNWRAPCMD => $marked });
 	is($rc, 0, 'pg_upgrade with the command in PGDATAKEYUNWRAPCMD') or diag $out;
-	cmp_ok($scans, '>', 10, "the process table was scanned while pg_upgrade ran ($scans scans)");
-	is_deeply($hits, [], 'no process showed the command on its command line');
+	cmp_ok($execs, '>', 10, "every program pg_upgrade ran was traced ($execs execve calls)");
+	cmp_ok($shells, '>=', 2,
+		"among them the key command's own shells ($shells)");
+	is_deeply($hits, [], 'no program got the command on its command line');
 	is_deeply([ leaks($old->data_dir, $new->data_dir, $new->host, $old->logfile, $new->logfile) ], [],
 		'no postmaster.opts, server log or pg_upgrade log holds it');
 	like(slurp_file($new->data_dir . '/postmaster.opts'), qr/"data_encryption_key_unwrap_command="/,
@@ -167,15 +185,16 @@ $old->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
 	my $conf = $primary->data_dir . '/postgresql.conf';
 	copy($conf, "$base/postgresql.conf.primary") or die "copy: $!";
 
-	my ($rc, $out, $hits, $scans) = run_scanning(
+	my ($rc, $out, $hits, $execs, $shells) = run_traced(
 		[
 			'pg_rewind', '-D', $primary->data_dir, '--source-server=' . $standby->connstr('postgres'),
 			'-R', "--key-unwrap-command=$marked"
 		],
 		allow_self => 'pg_rewind');
 	is($rc, 0, 'pg_rewind with --key-unwrap-command of a crashed target') or diag $out;
-	cmp_ok($scans, '>', 3, "the process table was scanned while pg_rewind ran ($scans scans)");
-	is_deeply($hits, [], "no process but pg_rewind itself showed the command on its command line");
+	cmp_ok($execs, '>', 3, "every program pg_rewind ran was traced ($execs execve calls)");
+	cmp_ok($shells, '>=', 1, "among them the key command's own shell ($shells)");
+	is_deeply($hits, [], "no program but pg_rewind itself got the command on its command line");
 	unlike($out, qr/\Q$marker\E/, "pg_rewind's messages do not hold it");
 	is_deeply([ leaks($primary->data_dir, $standby->data_dir, $primary->host, $primary->logfile, $standby->logfile) ],
 		[], 'no postmaster.opts or log holds it');

@@ -1,11 +1,16 @@
 # pg_rewind of an encrypted old primary after a failover to a standby made
 # with pg_basebackup -R: the old primary is stopped cleanly or crashed, and
 # rewound from the new primary as a server or as a data directory; it then
-# follows the new primary again.  Assertions are on rows.
+# follows the new primary again.  Assertions are on rows.  In two of the
+# runs the new primary's key is rewrapped (pg_datakey rewrap) before the
+# rewind, so that the two key files differ: only then would a pg_rewind
+# that copied pg_encryption/ from the source show, as a target that can no
+# longer open its key.
 use strict;
 use warnings;
 
 use FeDatakey::Cluster;
+use FeDatakey::Datakey qw(run_datakey);
 use FeDatakey::Run ();    # run_command by its full name: upstream's Utils exports one too
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -14,6 +19,7 @@ use File::Copy qw(copy);
 my $C = 'FeDatakey::Cluster';
 
 my ($wrap, $unwrap) = key_commands('rewind');
+my ($wrap_new, $unwrap_new) = key_commands('rewind-rotated');
 
 sub rows
 {
@@ -27,7 +33,8 @@ sub scenario
 {
 	my (%s) = @_;
 	$n++;
-	my $label = "$s{stop} stop, --source-$s{source}, command by $s{by}";
+	my $label = "$s{stop} stop, --source-$s{source}, command by $s{by}"
+	  . ($s{rewrapped} ? ', source rewrapped' : '');
 
 	my $primary = $C->new("primary$n");
 	$primary->init(encrypted => 1, wrap => $wrap, unwrap => $unwrap);
@@ -54,6 +61,23 @@ sub scenario
 		"INSERT INTO t SELECT g, 'new primary' FROM generate_series(201, 250) g; CHECKPOINT;");
 	$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'old primary' FROM generate_series(301, 340) g");
 	$primary->stop($s{stop});
+
+	if ($s{rewrapped})
+	{
+		my ($rrc, undef, $rerr) = run_datakey(
+			[
+				'rewrap', '-D', $standby->data_dir,
+				"--new-key-wrap-command=$wrap_new",
+				"--new-key-unwrap-command=$unwrap_new"
+			]);
+		is($rrc, 0, "$label: the new primary's key is rewrapped") or diag($rerr);
+		isnt(slurp_file($standby->data_dir . '/pg_encryption/key.bin'),
+			slurp_file($primary->data_dir . '/pg_encryption/key.bin'),
+			"$label: the two sides' key files differ");
+		# A file only the target has in its key directory.
+		PostgreSQL::Test::Utils::append_to_file(
+			$primary->data_dir . '/pg_encryption/target-only', "kept\n");
+	}
 
 	my @cmd = ('pg_rewind', '-D', $primary->data_dir);
 	if ($s{source} eq 'server')
@@ -91,6 +115,15 @@ sub scenario
 	unlike($err, qr/openssl|pass/i, "$label: unwrap command not echoed");
 	is(slurp_file($primary->data_dir . '/pg_encryption/key.bin'),
 		$key_before, "$label: target kept its own key file");
+	if ($s{rewrapped})
+	{
+		is(slurp_file($primary->data_dir . '/pg_encryption/target-only'),
+			"kept\n", "$label: a file only the target has in pg_encryption/ is still there");
+		my ($vrc, undef, $verr) =
+		  run_datakey([ 'verify', '-D', $primary->data_dir, "--key-unwrap-command=$unwrap" ]);
+		is($vrc, 0, "$label: the target's key opens with the target's own command")
+		  or diag($verr);
+	}
 
 	copy($own, $conf) or die "copy: $!";
 
@@ -120,9 +153,9 @@ sub scenario
 	$standby->stop;
 }
 
-scenario(stop => 'fast', source => 'server', by => 'option');
+scenario(stop => 'fast', source => 'server', by => 'option', rewrapped => 1);
 scenario(stop => 'immediate', source => 'server', by => 'variable');
 scenario(stop => 'fast', source => 'pgdata', by => 'variable');
-scenario(stop => 'immediate', source => 'pgdata', by => 'option');
+scenario(stop => 'immediate', source => 'pgdata', by => 'option', rewrapped => 1);
 
 done_testing();

@@ -269,13 +269,19 @@ TEST_F(Runner, CommandNotFoundHasAHint) {
 }
 
 TEST_F(Runner, FailingFirstStageOfAPipelineFailsTheWrap) {
-    if (!have_bash())
-        GTEST_SKIP() << "no /bin/bash: /bin/sh has no pipefail";
     Error e = error_of([&] {
         run_wrap(expand_command("false | cat > \"%p\"", "out.bin"), buffer_of("k"), opts());
     });
     EXPECT_EQ(e.code(), ErrorCode::command_failed);
-    EXPECT_EQ(e.detail(), "The command exited with status 1.");
+    if (have_bash()) {
+        // pipefail: the pipeline's status is the failing stage's.
+        EXPECT_EQ(e.detail(), "The command exited with status 1.");
+    } else {
+        // /bin/sh has no pipefail (tests/root/unit_without_bash.sh runs this
+        // with /bin/bash hidden): the pipeline succeeds, and only the key
+        // that nothing read gives the failure away.
+        EXPECT_EQ(e.message(), "key wrap command did not read the whole key");
+    }
 }
 
 TEST_F(Runner, DeathBySignalIsReported) {
