@@ -5,9 +5,10 @@
 # WAL archiving through archive_command, full, differential and incremental
 # backups, a restore into a new data directory with point-in-time recovery to
 # a named restore point, the restored cluster starting with its key, and what
-# the repository holds (the wrapped key, never the plaintext).  Then a rewrap
-# while a backup runs, and a backup of an interrupted rewrap: each restores,
-# by the procedure of docs/ha-and-backup.md.
+# the repository holds (the wrapped key, never the plaintext).  Then rewraps
+# during a backup, made to fall before its copy and after it, and a rewrap
+# interrupted during one; what each backup holds, and that it restores by the
+# procedure of docs/ha-and-backup.md.
 use strict;
 use warnings;
 
@@ -49,7 +50,7 @@ log-path=$base/pgbackrest-log
 lock-path=$base/pgbackrest-lock
 spool-path=$base/pgbackrest-spool
 log-level-console=warn
-log-level-file=info
+log-level-file=detail
 
 [main]
 pg1-path=$pg
@@ -60,6 +61,9 @@ EOF
 mkdir "$base/$_" for qw(pgbackrest-log pgbackrest-lock pgbackrest-spool);
 $primary->append_conf('postgresql.conf',
 	"archive_mode = on\narchive_command = 'pgbackrest --config=$conf --stanza=main archive-push %p'");
+# For the backups held at their start checkpoint (see start_held_backup):
+# buffers that stay dirty until a checkpoint writes them.
+$primary->append_conf('postgresql.conf', "shared_buffers = 16MB\nbgwriter_lru_maxpages = 0\ncheckpoint_timeout = '1d'");
 $primary->start;
 
 sub backrest
@@ -139,60 +143,199 @@ is($restored->safe_psql('postgres', "SELECT phase, count(*) FROM t GROUP BY 1 OR
 $restored->stop;
 
 # --- a rewrap while a backup runs ----------------------------------------------------
+#
+# A backup copies key.bin and postgresql.conf at moments of its own; where the
+# rewrap falls among them decides what the backup holds.  Each case below is
+# made certain, and the backup is read to show which one it was:
+#   - the rewrap commits while the backup waits for its start checkpoint, before
+#     it copies any file: the backup holds the new key.bin and the new command;
+#   - the rewrap commits after the backup copied pg_encryption/ and the
+#     configuration: it holds the old key.bin and the old command;
+#   - between the two copies (postgresql.conf, a large file, is copied long
+#     before key.bin, a small one: pgBackRest copies the largest first, and
+#     waits for nothing in between), the backup would hold the old command and
+#     the new key.bin.  No honest hold puts a rewrap there, so that directory is
+#     made by hand from the second restore and the primary's key.bin;
+#   - a journal in the backup: after its commit, a rewrap left alone renames
+#     files and ends in milliseconds, waiting for nothing, and pgBackRest
+#     copies only the files of its manifest, built after the start checkpoint;
+#     so a journal reaches a backup for certain only from a rewrap interrupted
+#     before the manifest: the last case, a rewrap killed while a backup waits.
 
-$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'rewrap' FROM generate_series(401, 20400) g");
-my ($bout, $berr) = ('', '');
-my $bh = IPC::Run::start([ 'pgbackrest', "--config=$conf", '--stanza=main', 'backup', '--type=full' ],
-	'>', \$bout, '2>', \$berr, IPC::Run::timeout(120));
-command_ok([ 'pg_datakey', 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ],
-	'rewrap to passphrase 2 while a full backup runs');
-ok($bh->finish, 'the backup finishes') or diag("$bout$berr");
-
-my $during = $C->new('during');
-my $ddir = $during->data_dir;
-mkdir $ddir, 0700;
-backrest_ok('restore of the backup taken during the rewrap', 'restore', "--pg1-path=$ddir", '--type=immediate',
-	'--target-action=promote');
-my $st = datakey_json($ddir);
-is($st->{key_check_value}, datakey_json($pg)->{key_check_value},
-	'pg_datakey status: the same key check value as the primary');
-# The backup copied key.bin and postgresql.conf at different moments: the
-# key is wrapped for passphrase 1 or 2, and the configuration may name
-# either.  The procedure: verify with the configured command; if that fails,
-# find the passphrase of the backup's period that opens it and make it the
-# configured command with a rewrap.
-my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $ddir ]);
-if ($rc != 0)
+# Waits until a log file, read from a byte offset, holds every given string;
+# exits 1 after the given seconds.  The wrap command of the second case runs
+# it first, so that the rewrap goes on only once the backup copied the files.
+my $waiter = write_file("$base/wait-for-log", <<'EOF', 0700);
+#!/usr/bin/perl
+use strict;
+use warnings;
+use Time::HiRes qw(sleep time);
+my ($file, $offset, $seconds, @want) = @ARGV;
+my $end = time + $seconds;
+while (time < $end)
 {
-	my @open = grep { (run_datakey([ 'verify', '-D', $ddir, "--key-unwrap-command=$_->[1]" ]))[0] == 0 }
-	  ([ 1, $unwrap1 ], [ 2, $unwrap2 ]);
-	is(scalar @open, 1, "the restored key.bin opens with one passphrase of the backup's period")
-	  or diag($err);
-	($rc, undef, $err) = run_datakey(
-		[ 'rewrap', '-D', $ddir, "--key-unwrap-command=$open[0][1]",
-			"--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ]);
-	is($rc, 0, 'a rewrap from that passphrase to the current one fixes the restored directory') or diag($err);
-	diag("the backup during the rewrap held the key for passphrase $open[0][0] and another command");
+	if (open my $fh, '<', $file)
+	{
+		seek $fh, $offset, 0;
+		local $/;
+		my $text = <$fh> // '';
+		exit 0 unless grep { index($text, $_) < 0 } @want;
+	}
+	sleep 0.02;
 }
-else { pass('the restored key.bin opens with the command its configuration names') }
-command_ok([ 'pg_datakey', 'verify', '-D', $ddir ], 'pg_datakey verify on the restored directory succeeds');
-own_settings($during);
-$during->start;
-is($during->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'the cluster restored from that backup starts, rows intact');
-$during->stop;
+print STDERR "wait-for-log: \"@want\" not in $file after ${seconds}s\n";
+exit 1;
+EOF
+my $blog = "$base/pgbackrest-log/main-backup.log";
 
-# --- a backup of an interrupted rewrap (a crash after the key file was renamed) ------
+sub key_file { return slurp_file("$_[0]/pg_encryption/key.bin") }
 
+# The unwrap command a data directory's postgresql.conf names, by passphrase.
+sub configured_pass
+{
+	my ($dir) = @_;
+	my ($line) = slurp_file("$dir/postgresql.conf") =~ /^data_encryption_key_unwrap_command = (.*)$/m;
+	return 'none' unless defined $line;
+	return index($line, $pass1) >= 0 ? 1 : index($line, $pass2) >= 0 ? 2 : "another: $line";
+}
+
+# A full backup started in the background; its log from here on starts at the
+# returned offset.
+sub start_backup
+{
+	my (@args) = @_;
+	my %b = (mark => -s $blog, out => '', err => '');
+	$b{run} = IPC::Run::start([ 'pgbackrest', "--config=$conf", '--stanza=main', 'backup', '--type=full', @args ],
+		'>', \$b{out}, '2>', \$b{err}, IPC::Run::timeout(120));
+	return \%b;
+}
+
+# A backup started without start-fast waits in pg_backup_start for a spread
+# checkpoint.  With checkpoint_timeout at a day and a few dozen buffers dirty,
+# that checkpoint writes its first buffer and then sleeps, on schedule, for
+# the better part of an hour; the backup builds its manifest and copies files
+# only after it, once the test asks for an immediate CHECKPOINT.
+sub start_held_backup
+{
+	$primary->safe_psql('postgres', 'CHECKPOINT; UPDATE pad SET g = g');
+	my $b = start_backup('--no-start-fast');
+	ok(backup_waits_for_checkpoint(), 'a full backup without start-fast waits in pg_backup_start for the checkpoint');
+	return $b;
+}
+
+my $in_backup_start =
+  "SELECT count(*) FROM pg_stat_activity WHERE query ~ 'pg_backup_start' AND wait_event = 'CheckpointDone'";
+sub backup_waits_for_checkpoint { return $primary->poll_query_until('postgres', $in_backup_start, '1') }
+
+sub finish_backup
+{
+	my ($b, $what) = @_;
+	ok($b->{run}->finish, $what) or diag("$b->{out}$b->{err}");
+	return substr(slurp_file($blog), $b->{mark});
+}
+
+sub restore_node
+{
+	my ($name) = @_;
+	my $node = $C->new($name);
+	mkdir $node->data_dir, 0700;
+	backrest_ok("restore of the $name backup", 'restore', '--pg1-path=' . $node->data_dir, '--type=immediate',
+		'--target-action=promote');
+	return $node;
+}
+
+sub start_and_count
+{
+	my ($node, $what) = @_;
+	own_settings($node);
+	$node->start;
+	is($node->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', $what);
+	$node->stop;
+}
+
+$primary->safe_psql('postgres', 'CREATE TABLE pad AS SELECT generate_series(1, 5000) g');
+$primary->safe_psql('postgres', "INSERT INTO t SELECT g, 'rewrap' FROM generate_series(401, 20400) g");
+my $old_key = key_file($pg);
+
+# 1. The rewrap commits before the backup copies anything.
+my $b = start_held_backup();
+command_ok([ 'pg_datakey', 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ],
+	'rewrap to passphrase 2 while the backup waits for its start checkpoint');
+my $new_key = key_file($pg);
+isnt($new_key, $old_key, 'the primary has a new key.bin');
+is($primary->safe_psql('postgres', $in_backup_start), '1', 'the backup still waits for its checkpoint');
+unlike(substr(slurp_file($blog), $b->{mark}), qr/backup file /, 'and has copied no file');
+$primary->safe_psql('postgres', 'CHECKPOINT');
+my $log = finish_backup($b, 'the backup finishes after an immediate checkpoint');
+like($log, qr/backup file \S+\/pg_encryption\/key\.bin /, 'and copied key.bin after that');
+my $first = restore_node('before');
+my $fdir = $first->data_dir;
+is(key_file($fdir), $new_key, 'the backup holds the new key.bin');
+is(configured_pass($fdir), 2, 'and the configuration naming the new command');
+is(datakey_json($fdir)->{key_check_value}, datakey_json($pg)->{key_check_value},
+	'pg_datakey status: the same key check value as the primary');
+command_ok([ 'pg_datakey', 'verify', '-D', $fdir ], 'pg_datakey verify with the configured command succeeds');
+start_and_count($first, 'the restored cluster starts, rows intact');
+
+# 2. The rewrap commits after the backup copied pg_encryption/ and the
+# configuration: its wrap command waits for their lines in the backup's log.
+$b = start_backup();
+my $after_copy = join ' ', map { "'$_'" } "/pg_encryption/key.bin (", '/postgresql.conf (', '/postgresql.auto.conf (';
+command_ok(
+	[ 'pg_datakey', 'rewrap', '-D', $pg, "--new-key-wrap-command=$waiter $blog $b->{mark} 60 $after_copy && $wrap1",
+		"--new-key-unwrap-command=$unwrap1" ],
+	'rewrap back to passphrase 1 once the running backup has copied key.bin and the configuration');
+$log = finish_backup($b, 'the backup finishes');
+my @copied = $log =~ /backup file \Q$pg\E\/(\S+) \(/g;
+my ($conf_at, $key_at) = map { my $f = $_; (grep { $copied[$_] eq $f } 0 .. $#copied)[0] // -1 }
+  'postgresql.conf', 'pg_encryption/key.bin';
+ok($conf_at >= 0 && $key_at > $conf_at, 'it copied postgresql.conf before key.bin (the largest files first)')
+  or diag("postgresql.conf at $conf_at, key.bin at $key_at of " . scalar @copied);
+note(sprintf('%d of %d files copied between them', $key_at - $conf_at - 1, scalar @copied));
+my $last_key = key_file($pg);
+isnt($last_key, $new_key, 'the primary has a new key.bin again');
+my $second = restore_node('after');
+my $sdir = $second->data_dir;
+is(key_file($sdir), $new_key, 'the backup holds the key.bin of before that rewrap');
+is(configured_pass($sdir), 2, 'and the configuration of before it');
+command_ok([ 'pg_datakey', 'verify', '-D', $sdir ], 'pg_datakey verify with the configured command succeeds');
+start_and_count($second, 'the restored cluster starts with passphrase 2, rows intact');
+
+# 3. The configuration of before the rewrap, key.bin of after it (made by
+# hand, see above).  The procedure of docs/ha-and-backup.md: verify with the
+# configured command; when it fails, find the passphrase of the backup's
+# period that opens key.bin, and make it the configured one with a rewrap.
+write_file("$sdir/pg_encryption/key.bin", $last_key, 0600);
+is(datakey_json($sdir)->{key_check_value}, datakey_json($pg)->{key_check_value},
+	'pg_datakey status: the same key check value as the primary');
+my ($rc, $out, $err) = run_datakey([ 'verify', '-D', $sdir ]);
+isnt($rc, 0, 'with the new key.bin and the old configuration, pg_datakey verify fails');
+my @open = grep { (run_datakey([ 'verify', '-D', $sdir, "--key-unwrap-command=$_->[1]" ]))[0] == 0 }
+  ([ 1, $unwrap1 ], [ 2, $unwrap2 ]);
+is_deeply([ map { $_->[0] } @open ], [1], "of the two passphrases of the backup's period, the new one opens it");
+command_ok(
+	[ 'pg_datakey', 'rewrap', '-D', $sdir, "--key-unwrap-command=$unwrap1", "--new-key-wrap-command=$wrap1",
+		"--new-key-unwrap-command=$unwrap1" ],
+	'a rewrap from that passphrase makes it the configured one');
+is(configured_pass($sdir), 1, 'the configuration names passphrase 1');
+command_ok([ 'pg_datakey', 'verify', '-D', $sdir ], 'then pg_datakey verify succeeds');
+start_and_count($second, 'and the cluster starts, rows intact');
+
+# --- a rewrap interrupted while a backup runs (killed after the rename) --------------
+
+$b = start_held_backup();
 ($rc, undef, $err) = run_datakey(
-	[ 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap1", "--new-key-unwrap-command=$unwrap1" ],
+	[ 'rewrap', '-D', $pg, "--new-key-wrap-command=$wrap2", "--new-key-unwrap-command=$unwrap2" ],
 	env => { FE_DATAKEY_CRASH_AT => 'after-rename' });
-isnt($rc, 0, 'a rewrap back to passphrase 1 is killed after it renamed the new key file');
-backrest_ok('a full backup of the primary in that state', 'backup', '--type=full');
-my $crash = $C->new('crash');
+isnt($rc, 0, 'a rewrap to passphrase 2 is killed after it renamed the new key file, the backup waiting');
+ok(-e "$pg/pg_encryption/rewrap.state", 'it leaves its journal');
+is($primary->safe_psql('postgres', $in_backup_start), '1', 'the backup still waits for its checkpoint');
+$primary->safe_psql('postgres', 'CHECKPOINT');
+$log = finish_backup($b, 'the backup finishes');
+like($log, qr/backup file \S+\/pg_encryption\/rewrap\.state /, 'it copied the journal');
+my $crash = restore_node('crash');
 my $cdir = $crash->data_dir;
-mkdir $cdir, 0700;
-backrest_ok('restore of that backup', 'restore', "--pg1-path=$cdir", '--type=immediate', '--target-action=promote');
-$st = datakey_json($cdir);
+my $st = datakey_json($cdir);
 is($st->{rewrap}{state}, 'committed', 'pg_datakey status on the restored directory reports the interrupted rewrap')
   or diag(explain $st);
 ($rc, $out, $err) = run_datakey([ 'status', '-D', $cdir ]);
@@ -202,6 +345,7 @@ own_settings($crash);
 ok(!$crash->start(fail_ok => 1), 'the restored server refuses to start before the repair');
 like(slurp_file($crash->logfile), qr/FATAL:  key unwrap command failed/, 'with the key error in its log');
 command_ok([ 'pg_datakey', 'repair', '-D', $cdir ], 'pg_datakey repair on the restored directory completes the rewrap');
+is(configured_pass($cdir), 2, 'the configuration names passphrase 2');
 command_ok([ 'pg_datakey', 'verify', '-D', $cdir ], 'then pg_datakey verify succeeds');
 $crash->start;
 is($crash->safe_psql('postgres', "SELECT count(*) FROM t"), '20400', 'and the restored cluster starts');
