@@ -170,7 +170,7 @@ sub to_yaml
 sub dcs_config
 {
 	return {
-		ttl => 10,
+		ttl => 20,
 		loop_wait => 2,
 		retry_timeout => 3,
 		synchronous_mode => \1,
