@@ -108,8 +108,15 @@ DEPS=(
     clang-14 libfuzzer-14-dev libclang-rt-14-dev
     # the key stores of tests/e2e/6xx_keystore_*.pl: PKCS#11, KMIP, Tang, TPM 2.0
     softhsm2 opensc p11-kit p11-kit-modules python3-pykmip tang-common clevis socat swtpm tpm2-tools clevis-tpm2 libtss2-tcti-swtpm0
-    # HA and backup tests (tests/e2e/7xx): Patroni 3.0 with its etcd client, etcd 3.4, pgBackRest 2.45
-    patroni python3-etcd etcd-server etcd-client pgbackrest
+    # HA and backup tests (tests/e2e/7xx): etcd 3.4, pgBackRest 2.45, and
+    # Patroni 4.0 built from trixie's source (scripts/lib/patroni.sh; bookworm's
+    # 3.0 predates PostgreSQL 17): its dependencies with the etcd client, then
+    # what its build needs (the HTML docs of patroni-doc are always built)
+    etcd-server etcd-client pgbackrest
+    python3-psycopg2 python3-etcd python3-click python3-dateutil python3-prettytable
+    python3-psutil python3-urllib3 python3-yaml python3-cdiff
+    python3-sphinx python3-sphinx-rtd-theme python3-sphinxcontrib.apidoc sphinx-common
+    python3-doc libjs-jquery libjs-mathjax libjs-underscore
     # the AWS KMS recipe (tests/e2e/650_keystore_aws_kms.pl): Debian's aws CLI, and
     # moto's server as the KMS, which needs flask-cors (not among python3-moto's
     # dependencies); python3-moto itself is built from trixie's source
@@ -223,8 +230,8 @@ install_deps() {
 }
 
 # prepare_system [VERSION...]: make sure the machine has every package in
-# DEPS, python3-moto (scripts/lib/moto.sh) and, for each VERSION, a deb-src
-# entry that lists postgresql-VERSION
+# DEPS, python3-moto (scripts/lib/moto.sh), Patroni 4 (scripts/lib/patroni.sh)
+# and, for each VERSION, a deb-src entry that lists postgresql-VERSION
 # (the versions whose source must come from Debian's archive). Root does
 # it, a user with password-less sudo does it through sudo; anyone else gets
 # one error that names everything missing and the one command that
@@ -236,11 +243,12 @@ prepare_system() {
     for v in "$@"; do
         have_pg_source_package "$v" || need_src+=("$v")
     done
-    [[ -z $list ]] && ((${#need_src[@]} == 0)) && ! moto_missing && return 0
+    [[ -z $list ]] && ((${#need_src[@]} == 0)) && ! moto_missing && ! patroni_missing && return 0
     if find_sudo; then
         install_deps
         ((${#need_src[@]} == 0)) || ensure_deb_src "${need_src[@]}"
         ensure_moto
+        ensure_patroni
         return 0
     fi
     local -a names=()
@@ -252,6 +260,7 @@ prepare_system() {
         msg+="$nl  no deb-src entry for $(pg_suite "$v"): apt-get source postgresql-$v cannot fetch PostgreSQL $v's source"
     done
     moto_missing && msg+="$nl  $MOTO_PACKAGE, built from Debian's source package $MOTO_SOURCE (not in Debian 12)"
+    patroni_missing && msg+="$nl  $PATRONI_PACKAGE $PATRONI_MIN_VERSION or newer, built from Debian's source package $PATRONI_SOURCE (Debian 12 has 3.0)"
     msg+="${nl}Run once as root: $ROOT/scripts/build --system-only"
     [[ -n $list ]] && msg+="$nl(or, for the packages alone: apt-get install --no-install-recommends ${names[*]})"
     ((${#need_src[@]} == 0)) || msg+="$nl(or give a PostgreSQL source tree or tarball with --pg N --pg-source PATH)"
@@ -430,3 +439,5 @@ pg_git() {
 
 # shellcheck source=moto.sh
 source "$ROOT/scripts/lib/moto.sh"
+# shellcheck source=patroni.sh
+source "$ROOT/scripts/lib/patroni.sh"

@@ -1,7 +1,6 @@
-# Versions: 15
-# (Debian 12's Patroni 3.0 and pgBackRest 2.45 predate PostgreSQL 17 and 18)
+# Versions: 15 17 18
 #
-# An encrypted cluster under Patroni 3.0 and etcd 3.4: three etcd members and
+# An encrypted cluster under Patroni 4.0 and etcd 3.4: three etcd members and
 # three Patroni nodes on 127.0.0.1, bootstrapped with initdb --data-encryption
 # through Patroni's bootstrap configuration, replicas made by pg_basebackup,
 # a switchover and a failover (kill -9 of the primary's Patroni and
@@ -123,7 +122,7 @@ diag('new leader: ' . $new->name);
 $n0 = scalar $writer->acked;
 ok(wait_until(sub { scalar($writer->acked) >= $n0 + 10 }, 30), 'the writer commits on the promoted node');
 
-# Rejoin without the unwrap command in Patroni's environment: Patroni 3.0
+# Rejoin without the unwrap command in Patroni's environment: Patroni
 # runs pg_rewind with no key option, and pg_rewind refuses.
 $crashed->set_env(PGDATAKEYUNWRAPCMD => undef);
 my $logsize = -s $crashed->log_file;

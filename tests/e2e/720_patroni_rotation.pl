@@ -1,5 +1,4 @@
-# Versions: 15
-# (Debian 12's Patroni 3.0 and pgBackRest 2.45 predate PostgreSQL 17 and 18)
+# Versions: 15 17 18
 #
 # Rotation of the passphrase across a Patroni fleet, by the procedure of
 # docs/ha-and-backup.md: pg_datakey rewrap on each node while the cluster

@@ -1,5 +1,5 @@
 # FeDatakey::HA - the real services of the HA and backup tests, on
-# 127.0.0.1 with ports chosen at run time: an etcd 3.4 cluster, Patroni 3.0
+# 127.0.0.1 with ports chosen at run time: an etcd 3.4 cluster, Patroni 4.0
 # nodes running the patched PostgreSQL of build/pg, a writer that inserts
 # rows while nodes fail, and the checks that compare nodes.
 #
@@ -165,12 +165,12 @@ sub to_yaml
 # The DCS part of the bootstrap configuration the tests use (and
 # docs/ha-and-backup.md shows): short timings for a test, synchronous
 # replication so that a failover loses no committed row, pg_rewind.  Not the
-# unwrap command: Patroni 3.0 removes parameters it does not know from the
-# postgresql.conf it writes (see post_init_script).
+# unwrap command: Patroni (3.0 and 4.0) drops parameters it does not know
+# from the postgresql.conf it writes (see post_init_script).
 sub dcs_config
 {
 	return {
-		ttl => 10,
+		ttl => 20,
 		loop_wait => 2,
 		retry_timeout => 3,
 		synchronous_mode => \1,
@@ -484,7 +484,8 @@ sub sync_standbys
 	return map { $_->{name} } grep { ($_->{role} // '') eq 'sync_standby' } @{ $c->{members} // [] };
 }
 
-sub is_leader { $_[0]->role eq 'master/running' }
+# Patroni 4 calls the leader's role primary; 3.0 called it master.
+sub is_leader { $_[0]->role =~ m{^(?:primary|master)/running$} }
 sub is_replica { $_[0]->role eq 'replica/running' }
 
 # POST to the REST API with a JSON body: ($status, $content).
