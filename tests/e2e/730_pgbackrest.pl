@@ -1,5 +1,6 @@
 # Versions: 15
-# (Debian 12's Patroni 3.0 and pgBackRest 2.45 predate PostgreSQL 17 and 18)
+# (Debian 12's pgBackRest 2.45 predates PostgreSQL 17 and 18, and no newer one
+# can be had on Debian 12: docs/ha-and-backup.md)
 #
 # pgBackRest 2.45 and an encrypted cluster: a stanza on a local repository,
 # WAL archiving through archive_command, full, differential and incremental
