@@ -391,10 +391,11 @@ grant_repo_access() {
 }
 
 # build/ belongs to PG_USER when we are root, so that the library build, the
-# PostgreSQL build and the tests can all write there.
+# PostgreSQL build and the tests can all write there; so do the compiler
+# cache and the fuzz corpus when they live outside the clone.
 own_build_dir() {
     local d
-    for d in "$BUILD_DIR" "$CCACHE_DIR"; do
+    for d in "$BUILD_DIR" "$CCACHE_DIR" ${FUZZ_CORPUS_DIR:+"$FUZZ_CORPUS_DIR"}; do
         mkdir -p "$d"
         if [[ -n $(find "$d" ! -user "$PG_USER" -print -quit) ]]; then
             chown -R "$PG_USER:$PG_USER" "$d"
@@ -421,7 +422,7 @@ reexec_as_pg_user() {
     )
     local v
     for v in CI TERM LANG LC_ALL PG_SOURCE FE_DATAKEY_PG_VERSIONS PROVE_FLAGS E2E_PROVE_FLAGS FUZZ_SECONDS PG_CFLAGS PROVE_TESTS \
-        FE_DATAKEY_NO_COLOR FE_DATAKEY_T0 CCACHE_DIR; do
+        FE_DATAKEY_NO_COLOR FE_DATAKEY_T0 CCACHE_DIR FUZZ_CORPUS_DIR; do
         [[ -n ${!v+x} ]] && envs+=("$v=${!v}")
     done
     cd "$ROOT" || exit 1
