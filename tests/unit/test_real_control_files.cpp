@@ -105,8 +105,9 @@ TEST(RealControlFiles, ParseToWhatPgControldataPrinted) {
         // What the name says the cluster was made with.
         bool encrypted = name.find("_encrypted_") != std::string::npos;
         EXPECT_EQ(cf.encrypted(), encrypted);
-        if (encrypted)
+        if (encrypted) {
             EXPECT_EQ(cf.data_encryption_key_length,
                       name.find("_128") != std::string::npos ? 128u : 256u);
+        }
     }
 }
