@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <limits>
 #include <poll.h>
 #include <spawn.h>
 #include <sstream>
@@ -136,7 +137,9 @@ std::string small_file(const std::string& path) {
 std::optional<pid_t> live_postmaster(const std::string& datadir) {
     std::istringstream in(small_file(datadir + "/postmaster.pid"));
     long pid = 0;
-    if (!(in >> pid) || pid <= 0)
+    // A number beyond pid_t would be cut to another process (or to -1:
+    // kill(-1, 0) reaches every process we may signal).
+    if (!(in >> pid) || pid <= 0 || pid > std::numeric_limits<pid_t>::max())
         return std::nullopt;
     if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM)
         return static_cast<pid_t>(pid);

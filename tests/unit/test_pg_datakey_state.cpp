@@ -18,6 +18,8 @@
 
 #include <algorithm>
 #include <fcntl.h>
+#include <fstream>
+#include <optional>
 #include <sys/file.h>
 #include <thread>
 #include <unistd.h>
@@ -346,4 +348,19 @@ TEST(PgDatakeyLock, AMomentaryStatusProbeDoesNotFailARewrap) {
     });
     EXPECT_NO_THROW(rewrap(request(c, b64_wrap, b64_unwrap)));
     release.join();
+}
+
+TEST(PgDatakeyState, APostmasterPidBeyondPidTIsNoLiveServer) {
+    // Cut to pid_t, 4294967295 is -1 (kill(-1, 0) reaches every process we
+    // may signal) and 4294967297 is 1: neither is a postmaster. Found by
+    // fuzz_postmaster_pid.
+    TempDir dir;
+    for (const char* text : {"4294967295\n", "4294967297\n", "99999999999999999999\n", "-1\n"}) {
+        SCOPED_TRACE(text);
+        std::ofstream(dir / "postmaster.pid") << text;
+        EXPECT_FALSE(pg_datakey::live_postmaster(dir.path()).has_value());
+    }
+    // Our own PID is a live process.
+    std::ofstream(dir / "postmaster.pid") << getpid() << "\n";
+    EXPECT_EQ(pg_datakey::live_postmaster(dir.path()), std::optional<pid_t>(getpid()));
 }
