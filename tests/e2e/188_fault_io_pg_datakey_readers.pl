@@ -18,6 +18,7 @@ use FeDatakey::Fiu;
 use FeDatakey::Gdb;
 use FeDatakey::KeyCommands qw(passphrase_file openssl_wrap openssl_unwrap);
 use FeDatakey::Run qw(run_command);
+use PostgreSQL::Test::Utils qw(slurp_file);
 use FeDatakey::Strace;
 use Test::More;
 
@@ -83,6 +84,35 @@ for my $verb ('status', 'verify')
 	cell_ok('pg_datakey verify', 'read short', -s $done, 'its read of key.check was shortened') or diag $err;
 	cell_is('pg_datakey verify', 'read short', $rc, 0, 'the read is followed by another and verify succeeds');
 	cell_is('pg_datakey verify', 'read short', strip_gdb($out), $clean{verify}, 'and says what it says without the fault');
+}
+
+# verify removes the previous key file that a rewrap --no-verify keeps, once
+# the key file is proven: the unlink of key.bin.prev, and the fsync of
+# pg_encryption/ after it, each fail once.  The key is still verified; the
+# removal is finished by the next verify.
+my $keydir = "$pgdata/pg_encryption";
+for my $case ([ 'unlink EIO', 'unlink', paths('key.bin.prev'), qr/could not remove file "[^"]*key\.bin\.prev": $E/ ],
+	[ 'fsync EIO', 'fsync', [ $keydir, Cwd::abs_path($keydir) ], qr/could not fsync [^\n]*pg_encryption[^\n]*: $E/ ])
+{
+	my ($fault, $call, $traced, $error) = @$case;
+	my ($rc, undef, $err) = run_command(
+		[
+			'pg_datakey', 'rewrap', '-D', $pgdata, '--no-verify',
+			'--new-key-wrap-command=' . openssl_wrap($pass),
+			'--new-key-unwrap-command=' . openssl_unwrap($pass)
+		]);
+	die "rewrap --no-verify failed: $err" if $rc != 0;
+	die "no key.bin.prev after rewrap --no-verify" unless -e "$keydir/key.bin.prev";
+	my $key = slurp_file("$keydir/key.bin");
+	my $out;
+	($rc, $out, $err) =
+	  run_command([ strace_prefix($traced, $call, 'EIO'), 'pg_datakey', 'verify', '-D', $pgdata ], timeout => 60);
+	cell_ok('pg_datakey verify', $fault, $rc != 0 && $rc < 128, "verify fails (status $rc), not a crash");
+	cell_like('pg_datakey verify', $fault, $err, $error, 'it names the operation and the file');
+	cell_is('pg_datakey verify', $fault, slurp_file("$keydir/key.bin"), $key, 'key.bin is as it was');
+	($rc, $out, $err) = run_command([ 'pg_datakey', 'verify', '-D', $pgdata ]);
+	cell_is('pg_datakey verify', $fault, $rc, 0, 'without the fault verify succeeds') or diag $err;
+	cell_ok('pg_datakey verify', $fault, !-e "$keydir/key.bin.prev", 'and the previous key file is gone');
 }
 
 done_testing();
