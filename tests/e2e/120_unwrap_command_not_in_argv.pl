@@ -45,10 +45,12 @@ sub is_key_command_shell
 # whose argv holds the marker, but for the key command's own shell and, when
 # allowed, the program given the command as its option; $execs counts the
 # execve calls traced, $shells those of the key command's shell.
+my $traces = 0;
+
 sub run_traced
 {
 	my ($cmd, %opts) = @_;
-	my $trace = "$base/execve." . ++$main::traces;
+	my $trace = "$base/execve." . ++$traces;
 	my ($in, $out, $err) = ('', '', '');
 	local %ENV = (%ENV, %{ $opts{env} // {} });
 	my $h = IPC::Run::start(
