@@ -169,7 +169,7 @@ my $EIO = qr/Input\/output error/;
 # verification, the removal of a stale journal temporary file and the
 # journal write (the commit).
 my %rewrap_error = (
-	'open EIO' => [ qr/could not open file "[^"]*key\.bin\.new\.tmp": $EIO/, 0 ],
+	'open EIO' => [ qr/could not open data encryption key file "[^"]*key\.bin\.new\.tmp": $EIO/, 0 ],
 	'fsync EIO' => [ qr/could not fsync file "[^"]*key\.bin\.new\.tmp": $EIO/, 0 ],
 	'rename EIO' => [ qr/could not rename file "[^"]*key\.bin\.new\.tmp" to "[^"]*key\.bin\.new": $EIO/, 0 ],
 	'read EIO' => [ qr/could not read file "[^"]*key\.check": $EIO/, 0 ],

@@ -34,7 +34,7 @@ my $source_key = $source->data_dir . '/pg_encryption/key.bin';
 
 my $EIO = qr/Input\/output error/;
 my %error = (
-	'open EIO' => qr/could not open file "[^"]*key\.bin\.tmp": $EIO/,
+	'open EIO' => qr/could not open data encryption key file "[^"]*key\.bin\.tmp": $EIO/,
 	'fsync EIO' => qr/could not fsync file "[^"]*key\.bin\.tmp": $EIO/,
 	'rename EIO' => qr/could not rename file "[^"]*key\.bin\.tmp" to "[^"]*key\.bin": $EIO/,
 	'unlink EIO' => qr/could not remove file "[^"]*key\.check\.tmp": $EIO/,

@@ -22,6 +22,9 @@ use Test::More;
 
 my $C = 'FeDatakey::Cluster';
 my $dir = PostgreSQL::Test::Utils::tempdir();
+# pg_upgrade needs a working directory it may write (its logs), which the
+# clone's top need not be for the test user.
+chdir $dir or die "chdir $dir: $!";
 my ($wrap, $unwrap) = key_commands('faults');
 
 sub paths
