@@ -361,8 +361,6 @@ public:
     StopSignals(const StopSignals&) = delete;
     StopSignals& operator=(const StopSignals&) = delete;
 
-    bool active() const { return active_; }
-
 private:
     bool active_ = false;
     bool installed_[std::size(kStopSignals)] = {};
@@ -422,13 +420,12 @@ public:
         Clock::time_point now = Clock::now();
         if (deadline_ && now >= *deadline_)
             return Stop::timeout;
-        if (check_ == nullptr && stop_signal_caught != 0)
-            return Stop::interrupt;
-        if (now >= next_check_) {
+        bool due = now >= next_check_;
+        if (due)
             next_check_ = now + std::chrono::milliseconds(kInterruptCheckMs);
-            if (stop_requested(check_))
-                return Stop::interrupt;
-        }
+        // A stop signal is seen at once, the caller's check when it is due.
+        if ((check_ == nullptr || due) && stop_requested(check_))
+            return Stop::interrupt;
         return Stop::none;
     }
 
@@ -509,7 +506,7 @@ public:
     bool finished() {
         if (reaped_)
             return true;
-        if (!exited(false))
+        if (!exited())
             return false;
         killpg(pid_, SIGKILL);
         reap();
@@ -557,12 +554,11 @@ public:
     }
 
 private:
-    // Whether the command has exited, leaving it unreaped.
-    bool exited(bool block) {
+    // Whether the command has exited, leaving it unreaped; never waits.
+    bool exited() {
         siginfo_t info;
         std::memset(&info, 0, sizeof info);
-        while (waitid(P_PID, static_cast<id_t>(pid_), &info,
-                      WEXITED | WNOWAIT | (block ? 0 : WNOHANG)) != 0) {
+        while (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | WNOHANG) != 0) {
             if (errno != EINTR)
                 lost();
         }
