@@ -127,9 +127,9 @@ namespace {
 // A small file the server writes into the data directory, or "" when there
 // is none; never blocks (regular_file.hpp).
 std::string small_file(const std::string& path) {
-    if (!fe_datakey::check_regular_file(path, "file", path, fe_datakey::Links::follow))
-        return {};
-    return fe_datakey::read_regular_file(path, "file", path, fe_datakey::Links::follow, 1 << 20);
+    return fe_datakey::read_regular_file_if_exists(path, "file", path, fe_datakey::Links::follow,
+                                                   1 << 20)
+        .value_or(std::string());
 }
 
 } // namespace

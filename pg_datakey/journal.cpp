@@ -122,10 +122,11 @@ void write_journal(const std::string& datadir, const Journal& journal) {
 
 std::optional<Journal> read_journal(const std::string& datadir) {
     std::string path = datadir + "/" + journal_file;
-    if (!fe_datakey::check_regular_file(path, "rewrap journal", path, fe_datakey::Links::refuse))
+    std::optional<std::string> text = fe_datakey::read_regular_file_if_exists(
+        path, "rewrap journal", path, fe_datakey::Links::refuse, 1 << 20);
+    if (!text)
         return std::nullopt;
-    return Journal::parse(fe_datakey::read_regular_file(path, "rewrap journal", path,
-                                                        fe_datakey::Links::refuse, 1 << 20));
+    return Journal::parse(*text);
 }
 
 void remove_journal(const std::string& datadir) {

@@ -75,10 +75,10 @@ void key_file_state(const std::string& datadir, unsigned bits, std::vector<KeySt
         // A file of the wrong type was put there: the real one must come
         // back. An open that failed (permissions, an I/O error) may pass:
         // there is nothing to restore.
-        bool wrong_type = refused->detail().rfind("It is ", 0) == 0;
-        std::string why = wrong_type ? hint
-                                     : "Check the file's permissions and the storage it is on, "
-                                       "then try again.";
+        std::string why = is_not_regular_file_error(*refused)
+                              ? hint
+                              : "Check the file's permissions and the storage it is on, "
+                                "then try again.";
         out.push_back(
             {Kind::key_file_unreadable,
              Error(ErrorCode::io, refused->message(),

@@ -30,14 +30,15 @@ std::string file_type_name(mode_t mode) {
 
 namespace {
 
+const char not_regular_suffix[] = " is not a regular file";
+
 Error not_regular(const std::string& what, const std::string& shown, mode_t mode) {
     std::string detail = "It is " + file_type_name(mode) + ".";
     std::string hint;
     if (S_ISLNK(mode))
         hint = "Keep the file itself in the data directory: base backups skip symbolic links "
                "there.";
-    return Error(ErrorCode::io, what + " " + in_quotes(shown) + " is not a regular file", detail,
-                 hint);
+    return Error(ErrorCode::io, what + " " + in_quotes(shown) + not_regular_suffix, detail, hint);
 }
 
 // stat or lstat of `path`: false when nothing is there.
@@ -52,6 +53,13 @@ bool stat_path(const std::string& path, const std::string& what, const std::stri
 }
 
 } // namespace
+
+bool is_not_regular_file_error(const Error& e) {
+    const std::string& m = e.message();
+    std::size_t n = sizeof not_regular_suffix - 1;
+    return e.code() == ErrorCode::io && m.size() >= n &&
+           m.compare(m.size() - n, n, not_regular_suffix) == 0;
+}
 
 bool check_regular_file(const std::string& path, const std::string& what, const std::string& shown,
                         Links links) {
@@ -92,11 +100,13 @@ FileHandle open_regular_file(const std::string& path, const std::string& what,
     return fd;
 }
 
-std::string read_regular_file(const std::string& path, const std::string& what,
-                              const std::string& shown, Links links, std::size_t limit) {
+std::optional<std::string> read_regular_file_if_exists(const std::string& path,
+                                                       const std::string& what,
+                                                       const std::string& shown, Links links,
+                                                       std::size_t limit) {
     FileHandle fd = open_regular_file(path, what, shown, links);
     if (fd.get() < 0)
-        throw_io_error("could not open " + what + " " + in_quotes(shown), ENOENT);
+        return std::nullopt;
     std::string text;
     char buf[4096];
     for (;;) {
@@ -112,6 +122,14 @@ std::string read_regular_file(const std::string& path, const std::string& what,
             throw Error(ErrorCode::io, what + " " + in_quotes(shown) + " is too large",
                         "It is larger than " + std::to_string(limit) + " bytes.");
     }
+}
+
+std::string read_regular_file(const std::string& path, const std::string& what,
+                              const std::string& shown, Links links, std::size_t limit) {
+    std::optional<std::string> text = read_regular_file_if_exists(path, what, shown, links, limit);
+    if (!text)
+        throw_io_error("could not open " + what + " " + in_quotes(shown), ENOENT);
+    return *text;
 }
 
 } // namespace fe_datakey

@@ -90,6 +90,10 @@ TEST_F(RegularFile, AFifoIsRefusedAtOnceWithoutAWriter) {
     EXPECT_EQ(e.message(), "key check file \"key.check\" is not a regular file");
     EXPECT_EQ(e.detail(), "It is a FIFO.");
     EXPECT_EQ(refusal("key.check", Links::follow).detail(), "It is a FIFO.");
+    EXPECT_TRUE(is_not_regular_file_error(e));
+    EXPECT_FALSE(is_not_regular_file_error(
+        error_of([&] { read_regular_file(dir / "none", "file", "none", Links::refuse, 10); })));
+    EXPECT_FALSE(read_regular_file_if_exists(dir / "none", "file", "none", Links::refuse, 10));
 }
 
 TEST_F(RegularFile, EachOtherTypeIsNamed) {

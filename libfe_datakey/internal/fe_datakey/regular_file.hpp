@@ -4,7 +4,9 @@
 #pragma once
 
 #include "fe_datakey/durable_file.hpp"
+#include "fe_datakey/error.hpp"
 
+#include <optional>
 #include <string>
 #include <sys/types.h>
 
@@ -20,6 +22,10 @@ enum class Links { refuse, follow };
 // "a FIFO", "a directory", "a symbolic link", "a socket", "a character
 // device", "a block device", or "not a regular file".
 std::string file_type_name(mode_t mode);
+
+// Whether `e` is the refusal below of a file that is not a regular one (as
+// opposed to a failed stat or open).
+bool is_not_regular_file_error(const Error& e);
 
 // Refuses what is at `path` unless it is a regular file (with Links::follow,
 // one a symbolic link leads to), without opening it. Returns false when
@@ -37,7 +43,12 @@ FileHandle open_regular_file(const std::string& path, const std::string& what,
                              const std::string& shown, Links links);
 
 // The whole of a regular file opened as above, at most `limit` bytes
-// (more: io, "is too large"). Throws io when it does not exist.
+// (more: io, "is too large"), or nothing when it does not exist.
+std::optional<std::string> read_regular_file_if_exists(const std::string& path,
+                                                       const std::string& what,
+                                                       const std::string& shown, Links links,
+                                                       std::size_t limit);
+// The same; throws io when it does not exist.
 std::string read_regular_file(const std::string& path, const std::string& what,
                               const std::string& shown, Links links, std::size_t limit);
 
